@@ -1,0 +1,153 @@
+"""`HardwareConfig`: every parameter of the RRAM accelerator, with the paper's defaults.
+
+The same frozen object drives the differentiable crossbar model (`rramjax.hardware`) and the
+analytic mapper (`rramjax.mapper`). It is plain Python (no jax import) so the mapper stays
+numpy-only.
+
+References:
+  Yu et al., "High Area/Energy Efficiency RRAM CNN Accelerator with Pattern-Pruning-Based
+  Weight Mapping Scheme", NVMSA 2021, arXiv:2010.06156 (hardware table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from rramjax.errors import ConfigError
+
+SIGN_ENCODINGS = ("offset", "differential")
+ADC_FULL_SCALE_MODES = ("max", "calibrated", "learned")
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareConfig:
+  """Crossbar, converter and energy parameters (paper defaults).
+
+  Attributes:
+    array_rows, array_cols: RRAM array size (512 x 512).
+    ou_rows, ou_cols: Operation Unit, the rows/columns activated together (9 x 8).
+    cell_bits: bits stored per RRAM cell (4).
+    weight_bits: signed weight precision (8).
+    input_bits: unsigned activation precision (8).
+    dac_bits: DAC precision; inputs enter in ceil(input_bits/dac_bits) slices (4).
+    adc_bits: ADC precision (8).
+    e_ou_pj, e_adc_pj, e_dac_pj: energy per OU activation / ADC / DAC conversion (pJ).
+    adc_rate_hz, dac_rate_hz: converter sample rates (1.2 GS/s, 18 MS/s).
+    sign_encoding: 'offset' (w + 2^(b-1), digital offset correction) or 'differential'
+      (positive and negative arrays: twice the columns).
+    adc_full_scale: 'max' (largest possible OU sum), 'calibrated' (percentile of observed
+      sums on a batch) or 'learned' (a per-layer trainable full scale).
+    adc_percentile: percentile used by 'calibrated'.
+    read_noise_lsb: std of Gaussian read noise added to each analog OU sum, in ADC LSB.
+    prog_noise: std of Gaussian programming noise on each cell's conductance, in cell levels.
+    stuck_at_0_rate, stuck_at_max_rate: fraction of cells stuck at level 0 / 2^cell_bits - 1.
+  """
+
+  array_rows: int = 512
+  array_cols: int = 512
+  ou_rows: int = 9
+  ou_cols: int = 8
+  cell_bits: int = 4
+  weight_bits: int = 8
+  input_bits: int = 8
+  dac_bits: int = 4
+  adc_bits: int = 8
+  e_ou_pj: float = 4.8
+  e_adc_pj: float = 1.67
+  e_dac_pj: float = 0.0182
+  adc_rate_hz: float = 1.2e9
+  dac_rate_hz: float = 18e6
+  sign_encoding: str = "offset"
+  adc_full_scale: str = "max"
+  adc_percentile: float = 99.99
+  read_noise_lsb: float = 0.0
+  prog_noise: float = 0.0
+  stuck_at_0_rate: float = 0.0
+  stuck_at_max_rate: float = 0.0
+
+  def __post_init__(self):
+    for name in ("array_rows", "array_cols", "ou_rows", "ou_cols", "cell_bits", "weight_bits",
+                 "input_bits", "dac_bits", "adc_bits"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"HardwareConfig.{name} must be a positive integer, got {value!r}.")
+    if self.ou_rows > self.array_rows or self.ou_cols > self.array_cols:
+      raise ConfigError(
+          f"HardwareConfig: the OU ({self.ou_rows}x{self.ou_cols}) must fit inside the array "
+          f"({self.array_rows}x{self.array_cols}).")
+    if self.array_cols % self.ou_cols:
+      raise ConfigError(
+          f"HardwareConfig.array_cols ({self.array_cols}) must be a multiple of ou_cols "
+          f"({self.ou_cols}) so that OU strips tile the array.")
+    if self.weight_bits < 2:
+      raise ConfigError("HardwareConfig.weight_bits must be >= 2 (one sign bit and one magnitude bit).")
+    for name in ("e_ou_pj", "e_adc_pj", "e_dac_pj", "read_noise_lsb", "prog_noise"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"HardwareConfig.{name} must be a finite number >= 0, got {value!r}.")
+    for name in ("adc_rate_hz", "dac_rate_hz"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"HardwareConfig.{name} must be a finite number > 0, got {value!r}.")
+    for name in ("stuck_at_0_rate", "stuck_at_max_rate"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"HardwareConfig.{name} must lie in [0, 1], got {value!r}.")
+    if self.stuck_at_0_rate + self.stuck_at_max_rate > 1.0:
+      raise ConfigError("HardwareConfig: stuck_at_0_rate + stuck_at_max_rate must be <= 1.")
+    if not 0.0 < self.adc_percentile <= 100.0:
+      raise ConfigError(f"HardwareConfig.adc_percentile must lie in (0, 100], got {self.adc_percentile!r}.")
+    if self.sign_encoding not in SIGN_ENCODINGS:
+      raise ConfigError(
+          f"HardwareConfig.sign_encoding must be one of {SIGN_ENCODINGS}, got {self.sign_encoding!r}.")
+    if self.adc_full_scale not in ADC_FULL_SCALE_MODES:
+      raise ConfigError(f"HardwareConfig.adc_full_scale must be one of {ADC_FULL_SCALE_MODES}, "
+                        f"got {self.adc_full_scale!r}.")
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any]) -> "HardwareConfig":
+    """Builds a config from a mapping, rejecting unknown keys with the list of known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+      raise ConfigError(f"Unknown hardware config key(s) {unknown}; known keys: {sorted(known)}.")
+    return cls(**dict(values))
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def replace(self, **changes) -> "HardwareConfig":
+    return dataclasses.replace(self, **changes)
+
+  # Derived quantities (DESIGN.md sections 3 and 4).
+  @property
+  def cells_per_weight(self) -> int:
+    """Cells (columns) storing one weight for one sign: ceil(weight_bits / cell_bits)."""
+    return -(-self.weight_bits // self.cell_bits)
+
+  @property
+  def columns_per_weight(self) -> int:
+    """Crossbar columns per weight, `wc`: doubled by differential sign encoding."""
+    return self.cells_per_weight * (2 if self.sign_encoding == "differential" else 1)
+
+  @property
+  def input_slices(self) -> int:
+    """DAC slices per input, `S = ceil(input_bits / dac_bits)`."""
+    return -(-self.input_bits // self.dac_bits)
+
+  @property
+  def ou_full_scale(self) -> int:
+    """Largest possible sum of a full OU: ou_rows * (2^dac_bits - 1) * (2^cell_bits - 1)."""
+    return self.ou_rows * (2**self.dac_bits - 1) * (2**self.cell_bits - 1)
+
+  @property
+  def adc_lsb(self) -> int:
+    """Step of the default ('max') ADC: 2^max(0, ceil(log2(FS + 1)) - adc_bits)."""
+    needed_bits = math.ceil(math.log2(self.ou_full_scale + 1))
+    return 2 ** max(0, needed_bits - self.adc_bits)
+
+  @property
+  def adc_levels(self) -> int:
+    return 2**self.adc_bits
