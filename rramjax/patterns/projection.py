@@ -1,0 +1,105 @@
+"""Pattern projection: each kernel takes the library pattern that keeps the most squared weight.
+
+For kernel rows `w_n` (9 positions) and a library matrix `P` (K, 9) of 0/1 rows, the Euclidean
+projection onto "w_n is zero outside one library pattern" is `w_n * P[k*]` with
+
+    k* = argmax_k |w_n|^2 . P[k]
+
+since keeping pattern p leaves the error ||w_n||^2 - |w_n|^2 . p. Kernels that are already all zero
+stay removed (mask 0). Jitted, and vmapped over the kernels.
+
+References:
+  Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138 (pattern projection, eq. for Z-update).
+  Zhang et al., "A Systematic DNN Weight Pruning Framework using ADMM", ECCV 2018 (projection step).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rramjax.errors import ConfigError
+from rramjax.patterns.codes import (KERNEL_POSITIONS, check_conv_kernel, code_to_mask,
+                                    kernels_as_rows, library_matrix, rows_as_kernels)
+
+
+def as_library_matrix(library):
+  """A library as its `(K, 9)` float 0/1 matrix.
+
+  Python or numpy codes are validated (`validate_library`). A jax array, possibly traced, is how jitted
+  callers such as ADMM pass a fixed library: a `(K, 9)` matrix is used as is and 1-D codes are
+  expanded with `code_to_mask`, without value checks (they cannot run on traced values).
+  """
+  if isinstance(library, jax.Array):
+    if library.ndim == 1:
+      return code_to_mask(library)
+    _check_matrix_shape(library.shape)
+    return library.astype(jnp.float32)
+  array = np.asarray(library)
+  if array.ndim == 2:
+    _check_matrix_shape(array.shape)
+    return jnp.asarray(array, jnp.float32)
+  return library_matrix(array)
+
+
+def _check_matrix_shape(shape) -> None:
+  if len(shape) != 2 or shape[1] != KERNEL_POSITIONS or shape[0] < 1:
+    raise ConfigError(f"A library matrix must have shape (K, 9) with K >= 1, got {tuple(shape)}.")
+
+
+def _choose(w_row, patterns):
+  """Index of the pattern keeping the most squared weight (first on ties), -1 for a zero kernel."""
+  choice = jnp.argmax(patterns @ jnp.square(w_row)).astype(jnp.int32)
+  return jnp.where(jnp.any(w_row != 0), choice, -1)
+
+
+def _project_kernel(w_row, patterns):
+  choice = _choose(w_row, patterns)
+  mask = jnp.where(choice >= 0, patterns[jnp.maximum(choice, 0)], 0.0).astype(w_row.dtype)
+  return w_row * mask, mask
+
+
+@jax.jit
+def _project_rows(rows, patterns):
+  return jax.vmap(_project_kernel, in_axes=(0, None))(rows, patterns)
+
+
+@jax.jit
+def _choose_rows(rows, patterns):
+  return jax.vmap(_choose, in_axes=(0, None))(rows, patterns)
+
+
+def project_to_library(w, library):
+  """Projects every kernel of a layer onto its best library pattern.
+
+  Args:
+    w: HWIO weights `(3, 3, Cin, Cout)`.
+    library: pattern codes, or its `(K, 9)` 0/1 matrix (see `as_library_matrix`).
+
+  Returns:
+    `(w_projected, mask)`, both HWIO like `w`: `mask` is the chosen pattern of each kernel (all zero
+    for a kernel that was all zero) and `w_projected = w * mask`.
+
+  References:
+    Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138.
+  """
+  check_conv_kernel(w)
+  cin, cout = w.shape[2], w.shape[3]
+  rows, mask = _project_rows(kernels_as_rows(w), as_library_matrix(library))
+  return rows_as_kernels(rows, cin, cout), rows_as_kernels(mask, cin, cout)
+
+
+def projection_choice(w, library):
+  """Index into the library of each kernel's projected pattern.
+
+  Args:
+    w: HWIO weights `(3, 3, Cin, Cout)`.
+    library: pattern codes or `(K, 9)` matrix.
+
+  Returns:
+    int32 `(Cin, Cout)`: argmax_k |W_(c,f)|^2 . P[k] (first on ties), -1 for all-zero kernels.
+  """
+  check_conv_kernel(w)
+  choice = _choose_rows(kernels_as_rows(w), as_library_matrix(library))
+  return jnp.reshape(choice, w.shape[2:])
