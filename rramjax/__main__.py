@@ -1,0 +1,5 @@
+import sys
+
+from rramjax.cli import main
+
+sys.exit(main())

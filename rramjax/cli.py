@@ -1,0 +1,74 @@
+"""The `rramjax` command: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rramjax.errors import RramjaxError
+
+
+def _add_run(sub):
+  p = sub.add_parser("run", help="train (dense, pruned, hardware-aware), evaluate, map and report",
+                     description="Runs the pipeline a config describes and prints the report.")
+  p.add_argument("config", help="config file, optionally with a variant: configs/x.py[:smoke]")
+  p.add_argument("--workdir", help="output folder (default: runs/<config name>)")
+  p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+  p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config value, e.g. --set train.pretrain_epochs=2 (repeatable)")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run(args) -> int:
+  from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
+  from rramjax.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from rramjax import report  # pylint: disable=g-import-not-at-top
+  config = load_config(args.config, args.overrides)
+  workdir = args.workdir or f"runs/{config.name}"
+  summary = train_and_evaluate(config, workdir, resume=args.resume, progress=not args.no_progress)
+  print(report.format_summary(summary))
+  print(f"\nWrote {workdir}/summary.json, metrics.jsonl and checkpoints/.")
+  return 0
+
+
+def _add_map(sub):
+  from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
+  p = sub.add_parser("map", help="map pruned masks onto crossbars and report area/energy/latency",
+                     description="Maps HWIO masks (an .npz or a run's workdir) onto RRAM arrays.")
+  mapper_cli.add_map_arguments(p)
+
+
+def _map(args) -> int:
+  from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
+  return mapper_cli.run_map(args) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="rramjax", description="Design CNNs for RRAM processing-in-memory accelerators: pattern "
+      "pruning, a differentiable crossbar model, and a crossbar mapper with a cost model.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  _add_run(sub)
+  try:
+    _add_map(sub)
+  except ImportError:
+    pass
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  handlers = {"run": _run, "map": _map}
+  try:
+    return handlers[args.command](args)
+  except RramjaxError as e:
+    print(f"rramjax {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("Interrupted; the last finished epoch is checkpointed: rerun with --resume.", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,269 @@
+"""The run configuration: typed, validated sections built from a `get_config()` file's dict.
+
+A config file is a Python module whose `get_config(arg=None)` returns a nested dict; `arg` is the
+string after a colon on the command line (`configs/fashion_mnist_small.py:smoke`). Unknown keys
+and out-of-range values are rejected here with the key's full path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import pathlib
+import types
+import typing
+from typing import Any, Mapping
+
+from rramjax.errors import ConfigError
+from rramjax.hardware.config import HardwareConfig
+
+FIDELITIES = ("ideal", "quant", "ou")
+
+
+def _check(cond: bool, path: str, msg: str):
+  if not cond:
+    raise ConfigError(f"Config key {path}: {msg}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  name: str = "fashion_mnist"
+  data_dir: str | None = None          # Fashion-MNIST IDX folder (else $RRAMJAX_FASHION_MNIST_DIR)
+  tfds_data_dir: str | None = None     # tensorflow-datasets folder for CIFAR / ImageNet
+  pad_to: int | None = None            # zero-pad images to this side (28 -> 32 for VGG16)
+  normalize: str = "unit"              # 'unit' ([0,1], needed by the crossbar) or 'standard'
+  augment: str = "none"                # 'none' or 'crop_flip'
+  on_device: bool = False              # keep the whole split on the accelerator
+  train_limit: int | None = None       # use only the first N training examples (smoke runs)
+  test_limit: int | None = None
+
+  def validate(self, p):
+    _check(self.name in ("fashion_mnist", "cifar10", "cifar100", "imagenet"), f"{p}.name",
+           f"unknown data set {self.name!r}; use fashion_mnist, cifar10, cifar100 or imagenet.")
+    _check(self.normalize in ("unit", "standard"), f"{p}.normalize", "use 'unit' or 'standard'.")
+    _check(self.augment in ("none", "crop_flip"), f"{p}.augment", "use 'none' or 'crop_flip'.")
+    for key in ("pad_to", "train_limit", "test_limit"):
+      v = getattr(self, key)
+      _check(v is None or v > 0, f"{p}.{key}", f"must be positive or None, got {v!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  name: str = "vgg_small"
+  width: float = 1.0
+  hidden: tuple = ()
+
+  def validate(self, p):
+    _check(self.width > 0, f"{p}.width", f"must be > 0, got {self.width!r}.")
+    _check(all(isinstance(h, int) and h > 0 for h in self.hidden), f"{p}.hidden",
+           "must be a tuple of positive ints.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  batch_size: int = 128
+  eval_batch_size: int = 1000
+  optimizer: str = "adam"              # 'adam', 'adamw' or 'sgd' (momentum, nesterov)
+  momentum: float = 0.9
+  weight_decay: float = 0.0
+  schedule: str = "cosine"             # per phase: 'cosine' decay to 0 or 'constant'
+  label_smoothing: float = 0.0
+  pretrain_epochs: int = 6
+  pretrain_lr: float = 2e-3
+  admm_epochs: int = 0
+  admm_lr: float = 1e-3
+  finetune_epochs: int = 0
+  finetune_lr: float = 5e-4
+  log_every: int = 50                  # steps between JSON-lines metric records
+
+  def validate(self, p):
+    for key in ("batch_size", "eval_batch_size", "log_every"):
+      v = getattr(self, key)
+      _check(isinstance(v, int) and v > 0, f"{p}.{key}", f"must be a positive int, got {v!r}.")
+    for key in ("pretrain_epochs", "admm_epochs", "finetune_epochs"):
+      v = getattr(self, key)
+      _check(isinstance(v, int) and v >= 0, f"{p}.{key}", f"must be an int >= 0, got {v!r}.")
+    for key in ("pretrain_lr", "admm_lr", "finetune_lr"):
+      v = getattr(self, key)
+      _check(math.isfinite(v) and v > 0, f"{p}.{key}", f"must be > 0, got {v!r}.")
+    _check(self.optimizer in ("adam", "adamw", "sgd"), f"{p}.optimizer", "use adam, adamw or sgd.")
+    _check(self.schedule in ("cosine", "constant"), f"{p}.schedule", "use cosine or constant.")
+    _check(0 <= self.momentum < 1, f"{p}.momentum", "must lie in [0, 1).")
+    _check(self.weight_decay >= 0, f"{p}.weight_decay", "must be >= 0.")
+    _check(0 <= self.label_smoothing < 1, f"{p}.label_smoothing", "must lie in [0, 1).")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+  """Pattern + connectivity pruning targets and the ADMM schedule (DESIGN.md section 2)."""
+  enabled: bool = False
+  patterns_per_layer: Any = 8          # one int for every 3x3 layer, or a list per layer
+  library: str = "greedy"              # 'greedy', 'patdnn' (top-k counting) or 'patdnn_default'
+  pattern_size: int = 4                # kept positions per pattern for library extraction
+  sparsity: float | None = 0.86        # overall 3x3-conv weight sparsity (allocation rule below)
+  keep_ratios: Any = None              # per-layer kernel keep ratios (overrides sparsity)
+  allocation: str = "uniform"          # how `sparsity` becomes per-layer keep ratios
+  rho: float = 1e-3                    # ADMM penalty, multiplied by rho_growth every epoch
+  rho_growth: float = 2.0
+  rho_max: float = 1.0
+
+  def validate(self, p):
+    _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
+           "use greedy, patdnn or patdnn_default.")
+    _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= 9,
+           f"{p}.pattern_size", f"must be an int in 1..9, got {self.pattern_size!r}.")
+    ppl = self.patterns_per_layer
+    counts = ppl if isinstance(ppl, (list, tuple)) else [ppl]
+    _check(all(isinstance(k, int) and 1 <= k <= 511 for k in counts), f"{p}.patterns_per_layer",
+           f"each count must be an int in 1..511 (there are 511 nonempty 3x3 patterns), got {ppl!r}.")
+    if self.keep_ratios is None:
+      _check(self.sparsity is not None and 0 <= self.sparsity < 1, f"{p}.sparsity",
+             f"must lie in [0, 1) when keep_ratios is None, got {self.sparsity!r}.")
+    else:
+      ratios = self.keep_ratios if isinstance(self.keep_ratios, (list, tuple)) else [self.keep_ratios]
+      _check(all(isinstance(r, (int, float)) and 0 < r <= 1 for r in ratios), f"{p}.keep_ratios",
+             f"each kernel keep ratio must lie in (0, 1], got {self.keep_ratios!r}.")
+    _check(self.rho > 0 and self.rho_growth >= 1 and self.rho_max >= self.rho, f"{p}.rho",
+           "need rho > 0, rho_growth >= 1 and rho_max >= rho.")
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossbarConfig:
+  """Which hardware fidelity the fine-tuning and the evaluation see (DESIGN.md section 3)."""
+  train_fidelity: str = "ideal"        # fidelity during masked fine-tuning
+  eval_fidelity: str = "ideal"         # fidelity of the hardware evaluation
+  eval_seeds: int = 1                  # noise seeds evaluated (vmapped) when noise is on
+  calib_examples: int = 256            # examples used to calibrate activation / ADC scales
+
+  def validate(self, p):
+    for key in ("train_fidelity", "eval_fidelity"):
+      _check(getattr(self, key) in FIDELITIES, f"{p}.{key}", f"use one of {FIDELITIES}.")
+    _check(isinstance(self.eval_seeds, int) and self.eval_seeds >= 1, f"{p}.eval_seeds", "must be >= 1.")
+    _check(isinstance(self.calib_examples, int) and self.calib_examples >= 1,
+           f"{p}.calib_examples", "must be >= 1.")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
+             "crossbar": CrossbarConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  name: str
+  seed: int
+  data: DataConfig
+  model: ModelConfig
+  train: TrainConfig
+  prune: PruneConfig
+  crossbar: CrossbarConfig
+  hardware: HardwareConfig
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def _type_ok(value, annotation) -> bool:
+  """Loose runtime type check: ints for int fields, numbers for float fields, and so on."""
+  if annotation is Any or annotation == "Any":
+    return True
+  origin = typing.get_origin(annotation)
+  if origin in (types.UnionType, typing.Union):
+    return any(_type_ok(value, a) for a in typing.get_args(annotation))
+  if annotation is type(None):
+    return value is None
+  if annotation is bool:
+    return isinstance(value, bool)
+  if annotation is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  if annotation is float:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if annotation is tuple:
+    return isinstance(value, (list, tuple))
+  return isinstance(value, annotation)
+
+
+def _section(cls, values: Mapping[str, Any], path: str):
+  if not isinstance(values, Mapping):
+    raise ConfigError(f"Config key {path} must be a dict, got {type(values).__name__}.")
+  hints = typing.get_type_hints(cls)
+  known = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - known)
+  if unknown:
+    raise ConfigError(f"Unknown config key(s) {[f'{path}.{k}' for k in unknown]}; "
+                      f"known keys of {path}: {sorted(known)}.")
+  for key, value in values.items():
+    if not _type_ok(value, hints[key]):
+      raise ConfigError(f"Config key {path}.{key} has the wrong type: got {value!r}, "
+                        f"expected {hints[key]}.")
+  fixed = {k: tuple(v) if isinstance(v, list) and hints[k] is tuple else v for k, v in values.items()}
+  section = cls(**fixed)
+  section.validate(path)
+  return section
+
+
+def from_dict(values: Mapping[str, Any]) -> Config:
+  """Validates a nested dict into a `Config`; every error names the offending key."""
+  values = dict(values)
+  top = {"name", "seed", "hardware", *_SECTIONS}
+  unknown = sorted(set(values) - top)
+  if unknown:
+    raise ConfigError(f"Unknown top-level config key(s) {unknown}; known keys: {sorted(top)}.")
+  name = values.get("name", "run")
+  seed = values.get("seed", 0)
+  _check(isinstance(name, str) and name.replace("_", "").replace("-", "").isalnum(), "name",
+         f"must be a short identifier, got {name!r}.")
+  _check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed",
+         f"must be an int >= 0, got {seed!r}.")
+  sections = {k: _section(cls, values.get(k, {}), k) for k, cls in _SECTIONS.items()}
+  hw_values = values.get("hardware", {})
+  if not isinstance(hw_values, Mapping):
+    raise ConfigError("Config key hardware must be a dict of HardwareConfig fields.")
+  hardware = HardwareConfig.from_dict(hw_values)
+  return Config(name=name, seed=seed, hardware=hardware, **sections)
+
+
+def _set_path(values: dict, dotted: str, value: Any):
+  *parents, leaf = dotted.split(".")
+  node = values
+  for key in parents:
+    node = node.setdefault(key, {})
+    if not isinstance(node, dict):
+      raise ConfigError(f"Override {dotted!r}: {key!r} is not a section.")
+  node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+  """'train.batch_size=64' -> ('train.batch_size', 64); values are Python literals or strings."""
+  import ast  # pylint: disable=g-import-not-at-top
+  if "=" not in text:
+    raise ConfigError(f"Override {text!r} must look like section.key=value.")
+  key, raw = text.split("=", 1)
+  try:
+    value = ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    value = raw
+  return key.strip(), value
+
+
+def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+  """Loads `path/to/config.py[:arg]`, applies `key=value` overrides and validates."""
+  path_text, _, arg = spec.partition(":")
+  path = pathlib.Path(path_text)
+  if not path.is_file():
+    raise ConfigError(f"Config file {path_text!r} not found; pass a file such as "
+                      "configs/fashion_mnist_small.py (optionally with ':smoke').")
+  module_spec = importlib.util.spec_from_file_location(f"rramjax_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # a config file is user code: say which file broke
+    raise ConfigError(f"Config file {path_text!r} failed to load: {type(e).__name__}: {e}") from e
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"Config file {path_text!r} defines no get_config(arg=None).")
+  values = module.get_config(arg or None)
+  if not isinstance(values, dict):
+    raise ConfigError(f"{path_text}: get_config() must return a dict, got {type(values).__name__}.")
+  for text in overrides:
+    _set_path(values, *parse_override(text))
+  return from_dict(values)

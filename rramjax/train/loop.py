@@ -1,0 +1,243 @@
+"""`train_and_evaluate`: pretrain -> ADMM -> hard pruning -> masked fine-tuning, resumable.
+
+The run is a sequence of epochs, each in one phase. A checkpoint holds the whole state after
+every epoch (weights, batch statistics, optimizer, masks, pattern libraries, ADMM variables,
+hardware state, step); phase transitions are deterministic functions of that state, and the batch
+order and every random key are functions of (seed, epoch, step), so a run killed anywhere and
+resumed ends with exactly the metrics of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from rramjax import data as data_lib
+from rramjax import models
+from rramjax.config import Config
+from rramjax.errors import TrainingDivergedError
+from rramjax.train import phases
+from rramjax.train.checkpoint import Checkpointer
+from rramjax.train.metrics import MetricsWriter
+from rramjax.train.step import make_eval_step, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+  index: int          # global epoch index, 0-based
+  phase: str          # 'pretrain', 'admm' or 'finetune'
+  in_phase: int       # epoch index inside its phase
+  phase_epochs: int
+  lr: float
+
+
+def epoch_plan(config: Config) -> list[Epoch]:
+  t = config.train
+  stages = [("pretrain", t.pretrain_epochs, t.pretrain_lr)]
+  if config.prune.enabled:
+    stages.append(("admm", t.admm_epochs, t.admm_lr))
+  stages.append(("finetune", t.finetune_epochs, t.finetune_lr))
+  plan = []
+  for name, epochs, lr in stages:
+    plan += [Epoch(len(plan) + i, name, i, epochs, lr) for i in range(epochs)]
+  return plan
+
+
+def create_optimizer(config: Config, lr: float, total_steps: int) -> optax.GradientTransformation:
+  """The phase's optimizer; weight decay touches model weights only, never hardware state."""
+  t = config.train
+  schedule = optax.cosine_decay_schedule(lr, max(total_steps, 1)) if t.schedule == "cosine" \
+      else optax.constant_schedule(lr)
+  if t.optimizer == "sgd":
+    core = optax.chain(optax.trace(decay=t.momentum, nesterov=True), optax.scale_by_learning_rate(schedule))
+  else:
+    core = optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(schedule))
+  decay = t.weight_decay if t.optimizer != "adam" else 0.0
+  weights_only = lambda tree: {k: jax.tree_util.tree_map(lambda _: k == "params", v) for k, v in tree.items()}
+  return optax.chain(optax.masked(optax.add_decayed_weights(decay), weights_only), core)
+
+
+def _input_spec(config: Config, train_ds) -> tuple[int, int]:
+  side = config.data.pad_to or train_ds.images.shape[1]
+  return side, train_ds.images.shape[-1]
+
+
+def build_model(config: Config, num_classes: int, side: int, channels: int):
+  m = config.model
+  return models.create_model(m.name, num_classes=num_classes, in_channels=channels, input_size=side,
+                             width=m.width, hidden=m.hidden, seed=config.seed)
+
+
+def init_state(config: Config, model, steps_per_epoch: int) -> dict:
+  """The complete training state; its structure is the same in every phase (for checkpoints)."""
+  _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  params = nnx.to_pure_dict(params)
+  kernels = [params["convs"][i]["kernel"] for i in sorted(params["convs"])]
+  state = {
+      "params": params,
+      "batch_stats": nnx.to_pure_dict(batch_stats),
+      "step": jnp.zeros((), jnp.int32),
+      "key": jax.random.key_data(jax.random.key(config.seed)),
+      "masks": [jnp.ones_like(k) for k in kernels],
+      **phases.init_extra_state(config, kernels),
+  }
+  trainable = phases.trainable(state, config)
+  state["opt_state"] = create_optimizer(config, 1.0, steps_per_epoch).init(trainable)
+  return state
+
+
+class Trainer:
+  """Holds the data, the model graph and the compiled steps of one run."""
+
+  def __init__(self, config: Config, workdir: str | pathlib.Path, *, progress: bool = True):
+    self.config = config
+    self.workdir = pathlib.Path(workdir)
+    self.progress = progress
+    d = config.data
+    self.train_ds = data_lib.load_dataset(d.name, "train", data_dir=d.data_dir,
+                                          tfds_data_dir=d.tfds_data_dir).take(d.train_limit)
+    self.test_ds = data_lib.load_dataset(d.name, "test", data_dir=d.data_dir,
+                                         tfds_data_dir=d.tfds_data_dir).take(d.test_limit)
+    bs = config.train.batch_size
+    if len(self.train_ds) < bs:
+      from rramjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+      raise ConfigError(f"train.batch_size {bs} exceeds the {len(self.train_ds)} training examples.")
+    self.steps_per_epoch = len(self.train_ds) // bs
+    self.side, self.channels = _input_spec(config, self.train_ds)
+    model = build_model(config, self.train_ds.num_classes, self.side, self.channels)
+    self.plan_conv = model.plan
+    model.train()
+    self.graph_train = nnx.graphdef(model)
+    model.eval()
+    self.graph_eval = nnx.graphdef(model)
+    self.template = init_state(config, model, self.steps_per_epoch)
+    self.plan = epoch_plan(config)
+    self.device_train = self.device_test = None
+    if d.on_device:
+      self.device_train = data_lib.DeviceData(self.train_ds, pad_to=d.pad_to, norm=d.normalize)
+      self.device_test = data_lib.DeviceData(self.test_ds, pad_to=d.pad_to, norm=d.normalize)
+    self._steps = {}
+    self._evals = {}
+
+  # Data ---------------------------------------------------------------------------------------
+  def train_batches(self, epoch: int):
+    c = self.config
+    if self.device_train is not None:
+      return self.device_train.batches(c.train.batch_size, seed=c.seed, epoch=epoch, shuffle=True)
+    return data_lib.batches(self.train_ds, c.train.batch_size, seed=c.seed, epoch=epoch, shuffle=True,
+                            augment=c.data.augment, pad_to=c.data.pad_to, norm=c.data.normalize)
+
+  def test_batches(self, limit: int | None = None):
+    c = self.config
+    ds = self.test_ds.take(limit)
+    return data_lib.batches(ds, c.train.eval_batch_size, seed=c.seed, epoch=0, shuffle=False,
+                            pad_to=c.data.pad_to, norm=c.data.normalize, drop_remainder=False)
+
+  def calibration_images(self) -> np.ndarray:
+    c = self.config
+    ds = self.train_ds.take(c.crossbar.calib_examples)
+    return next(data_lib.batches(ds, len(ds), seed=c.seed, epoch=0, shuffle=False,
+                                 pad_to=c.data.pad_to, norm=c.data.normalize))[0]
+
+  # Steps --------------------------------------------------------------------------------------
+  def train_step(self, epoch: Epoch):
+    fidelity = phases.train_fidelity(self.config, epoch.phase)
+    key = (epoch.phase, epoch.lr, fidelity)
+    if key not in self._steps:
+      tx = create_optimizer(self.config, epoch.lr, epoch.phase_epochs * self.steps_per_epoch)
+      self._steps[key] = (tx, make_train_step(
+          self.graph_train, tx, phases.conv_builder(self.config, fidelity),
+          penalty=phases.penalty(self.config, epoch.phase),
+          label_smoothing=self.config.train.label_smoothing,
+          trainable_hw=phases.trainable_hw_key(self.config)))
+    return self._steps[key]
+
+  def eval_step(self, fidelity: str):
+    if fidelity not in self._evals:
+      self._evals[fidelity] = make_eval_step(self.graph_eval, phases.conv_builder(self.config, fidelity))
+    return self._evals[fidelity]
+
+  def evaluate(self, state, fidelity: str = "ideal", key=None, limit=None) -> dict:
+    """Test accuracy and loss at one fidelity (one noise key)."""
+    step = self.eval_step(fidelity)
+    key = jax.random.key(self.config.seed + 1) if key is None else key
+    correct = loss = n = 0
+    bs = self.config.train.eval_batch_size
+    for images, labels in self.test_batches(limit):
+      valid = np.arange(bs) < len(labels)
+      pad = bs - len(labels)
+      if pad:
+        images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+        labels = np.concatenate([labels, np.zeros((pad,), labels.dtype)])
+      c, l = step(state, images, labels, valid, key)
+      correct, loss, n = correct + c, loss + l, n + int(valid.sum())
+    return {"accuracy": float(correct) / n, "loss": float(loss) / n}
+
+  # The run ------------------------------------------------------------------------------------
+  def run_epoch(self, state, epoch: Epoch, writer: MetricsWriter):
+    tx, step_fn = self.train_step(epoch)
+    if epoch.in_phase == 0:
+      state = phases.begin_phase(self, state, epoch.phase)
+      state = {**state, "opt_state": tx.init(phases.trainable(state, self.config))}
+    bar = tqdm(self.train_batches(epoch.index), total=self.steps_per_epoch, disable=not self.progress,
+               desc=f"epoch {epoch.index + 1}/{len(self.plan)} {epoch.phase}", leave=False)
+    sums = {"loss": 0.0, "correct": 0.0}
+    every = self.config.train.log_every
+    for i, (images, labels) in enumerate(bar):
+      state, metrics = step_fn(state, images, labels)
+      sums = {k: sums[k] + metrics[k] for k in sums}
+      if (i + 1) % every == 0 or i + 1 == self.steps_per_epoch:
+        loss = float(metrics["total_loss"])
+        if not math.isfinite(loss):
+          raise TrainingDivergedError(
+              f"The loss became {loss} at step {int(state['step'])} (epoch {epoch.index + 1}, phase "
+              f"{epoch.phase}). The last good checkpoint is kept in {self.workdir / 'checkpoints'}; "
+              "lower the learning rate (or rho) and resume with --resume.")
+        bar.set_postfix(loss=f"{loss:.4f}")
+        writer.write({"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
+                      "train_loss": float(metrics["loss"])})
+    state = phases.end_epoch(self, state, epoch)
+    n = self.steps_per_epoch
+    record = {"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
+              "train_loss": float(sums["loss"]) / n,
+              "train_accuracy": float(sums["correct"]) / (n * self.config.train.batch_size)}
+    record.update({f"test_{k}": v for k, v in self.evaluate(state).items()})
+    record.update(phases.epoch_report(self, state, epoch))
+    return state, record
+
+
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: bool = False,
+                       progress: bool = True, log=print) -> dict:
+  """Runs (or resumes) the configured pipeline in `workdir` and returns the final summary."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+  trainer = Trainer(config, workdir, progress=progress)
+  ckpt = Checkpointer(workdir / "checkpoints")
+  state, start, resume_step = trainer.template, 0, None
+  if resume and ckpt.latest_epoch() is not None:
+    state, meta = ckpt.restore(trainer.template)
+    start, resume_step = meta["epochs_done"], int(state["step"])
+    log(f"Resumed from {ckpt.directory / str(start)} after epoch {start} (step {resume_step}).")
+  writer = MetricsWriter(workdir / "metrics.jsonl", resume_step)
+  t0 = time.time()
+  for epoch in trainer.plan[start:]:
+    state, record = trainer.run_epoch(state, epoch, writer)
+    record["elapsed_s"] = round(time.time() - t0, 1)
+    writer.write(record)
+    ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
+    log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+  summary = phases.final_report(trainer, state)
+  ckpt.close()
+  (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+  return summary
