@@ -128,7 +128,10 @@ def save_masks(path, masks: Sequence, out_hw=None) -> None:
 
 
 def check_out_hw(out_hw, num_layers: int, name: str = "out_hw") -> np.ndarray:
-  """Validates per-layer output sizes: `(L,)` square sides or `(L, 2)` pairs; returns `(L, 2)` ints."""
+  """Validates per-layer output sizes (each a square side or an `(H, W)` pair); returns `(L, 2)` ints."""
+  if isinstance(out_hw, (list, tuple)) and len(out_hw) == num_layers:
+    # Sides and pairs may be mixed in a list: square each side first.
+    out_hw = [np.broadcast_to(np.asarray(size), (2,)) if np.ndim(size) == 0 else size for size in out_hw]
   array = _as_numeric(out_hw, name)
   if array.ndim == 1:
     array = np.stack([array, array], axis=1)

@@ -1,0 +1,100 @@
+"""The functional simulator of a mapped layer against the convolution and the OU contract."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rramjax.hardware.config import HardwareConfig
+from rramjax.mapper import simulate_layer
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def conv_reference(x, w):
+  """Integer 3x3 conv, stride 1, SAME zero padding, as a sum of nine shifted matmuls."""
+  _, h, width, _ = x.shape
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return sum(padded[:, kh:kh + h, kw:kw + width, :] @ w[kh, kw] for kh in range(3) for kw in range(3))
+
+
+def ou_reference(x, w, mask, hw, lsb):
+  """The OU contract written out per (pixel, cin, cout, cell, slice), independent of tiles."""
+  _, h, width, cin = x.shape
+  padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  patches = np.stack([padded[:, kh:kh + h, kw:kw + width] for kh in range(3) for kw in range(3)], axis=3)
+  slices = np.stack([(patches >> (s * hw.dac_bits)) & (2**hw.dac_bits - 1) for s in range(hw.input_slices)])
+  kept = mask.reshape(9, cin, -1)
+  u = (w.reshape(9, cin, -1) + 2**(hw.weight_bits - 1)) * kept
+  cells = np.stack([(u >> (j * hw.cell_bits)) & (2**hw.cell_bits - 1) for j in range(hw.cells_per_weight)], -1)
+  sums = np.einsum("snhwtc,tcfj->snhwcfj", slices, cells)
+  digital = lsb * np.minimum(np.floor(sums / lsb + 0.5), hw.adc_levels - 1)
+  scale = np.einsum("s,j->sj", 2.0**(hw.dac_bits * np.arange(hw.input_slices)),
+                    2.0**(hw.cell_bits * np.arange(hw.cells_per_weight)))
+  y = np.einsum("snhwcfj,sj->nhwf", digital, scale)
+  return y - 2**(hw.weight_bits - 1) * np.einsum("nhwtc,tcf->nhwf", patches, kept)
+
+
+@st.composite
+def layers(draw):
+  """A random layer: hardware, mask, input codes and weight codes of matching ranges."""
+  hw = HardwareConfig(
+      ou_rows=draw(st.sampled_from([2, 4, 9])), ou_cols=draw(st.sampled_from([1, 3, 8])),
+      array_rows=draw(st.sampled_from([9, 20, 512])), array_cols=24,
+      cell_bits=draw(st.sampled_from([1, 2, 3, 4])), weight_bits=draw(st.sampled_from([2, 4, 8])),
+      input_bits=draw(st.sampled_from([1, 4, 8])), dac_bits=draw(st.sampled_from([1, 2, 4])),
+      sign_encoding=draw(st.sampled_from(["offset", "differential"])))
+  rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+  n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+  cin, cout = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+  mask = (rng.random((3, 3, cin, cout)) < draw(st.floats(0, 1))) & (rng.random((1, 1, cin, cout)) < 0.8)
+  top = 2**(hw.weight_bits - 1) - 1
+  x = rng.integers(0, 2**hw.input_bits, (n, h, w, cin))
+  return hw, mask, x, rng.integers(-top, top + 1, (3, 3, cin, cout))
+
+
+@SETTINGS
+@given(layers())
+def test_simulator_equals_convolution_without_adc(layer):
+  hw, mask, x, w = layer
+  np.testing.assert_array_equal(simulate_layer(x, w, mask, hw), conv_reference(x, w * mask))
+
+
+@SETTINGS
+@given(layers())
+def test_simulator_with_wide_adc_equals_convolution(layer):
+  hw, mask, x, w = layer
+  wide = hw.replace(adc_bits=20)
+  assert wide.adc_lsb == 1
+  np.testing.assert_array_equal(simulate_layer(x, w, mask, wide, adc_on=True), conv_reference(x, w * mask))
+
+
+@SETTINGS
+@given(layers(), st.sampled_from([3, 4, 6, 8]))
+def test_simulator_with_narrow_adc_follows_ou_contract(layer, adc_bits):
+  """Kernels fit one OU in height (9 rows), so a tile column's sum is one kernel's OU sum."""
+  hw, mask, x, w = layer
+  hw = hw.replace(ou_rows=9, array_rows=max(hw.array_rows, 9), adc_bits=adc_bits, sign_encoding="offset")
+  y = simulate_layer(x, w, mask, hw, adc_on=True)
+  np.testing.assert_array_equal(y, ou_reference(x, w, mask, hw, hw.adc_lsb))
+  np.testing.assert_allclose(simulate_layer(x, w, mask, hw, adc_on=True, lsb=2.5),
+                             ou_reference(x, w, mask, hw, 2.5))
+
+
+def test_paper_adc_step_loses_precision_but_stays_close():
+  hw = HardwareConfig()
+  rng = np.random.default_rng(0)
+  mask = rng.random((3, 3, 4, 4)) < 0.5
+  x, w = rng.integers(0, 256, (1, 6, 6, 4)), rng.integers(-127, 128, (3, 3, 4, 4))
+  exact = conv_reference(x, w * mask)
+  y = simulate_layer(x, w, mask, hw, adc_on=True)
+  assert hw.adc_lsb == 8 and not np.array_equal(y, exact)
+  assert np.max(np.abs(y - exact)) < 0.02 * np.max(np.abs(exact)) * 4
+
+
+def test_simulator_rejects_out_of_range_codes():
+  mask = np.ones((3, 3, 1, 1))
+  with pytest.raises(ValueError, match="x_codes"):
+    simulate_layer(np.full((1, 2, 2, 1), 256), np.zeros((3, 3, 1, 1), int), mask)
+  with pytest.raises(ValueError, match="w_codes"):
+    simulate_layer(np.zeros((1, 2, 2, 1), int), np.full((3, 3, 1, 1), -128), mask)
