@@ -1,4 +1,4 @@
-"""Per-layer pattern library extraction from trained weights (numpy, run once, eager).
+"""Per-layer pattern library extraction from trained weights (eager, run once per layer).
 
 Two methods, both over the *surviving* kernels of a layer (nonzero ones, or those in a given
 kernel mask):
@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
@@ -144,8 +146,11 @@ def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None) -
   return tuple(int(c) for c in codes[order][:num_patterns])
 
 
-def _candidates(energy: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
-  return np.unique(np.concatenate([top_k_codes(energy, k) for k in sizes]))
+def _candidates(energy: np.ndarray, sizes: tuple[int, ...], max_candidates: int) -> np.ndarray:
+  """The `max_candidates` most frequent top-k masks over k in `sizes` (ties: lower code first)."""
+  codes, counts = np.unique(np.concatenate([top_k_codes(energy, k) for k in sizes]),
+                            return_counts=True)
+  return codes[np.lexsort((codes, -counts))][:max_candidates]
 
 
 def _masks(codes) -> np.ndarray:
@@ -179,15 +184,40 @@ class _Assignment:
     self.value = self.score - lam * masks.sum(1)[pick]
 
   def gains(self, cand_masks: np.ndarray) -> np.ndarray:
-    """Change of F for appending each candidate: a kernel moves only where it scores strictly more."""
-    gains = np.zeros(len(cand_masks))
-    sizes = cand_masks.sum(1)
-    for start in range(0, len(self.energy), _CHUNK):
-      part = slice(start, start + _CHUNK)
-      scores = self.energy[part] @ cand_masks.T
-      moved = scores > self.score[part, None]
-      gains += np.sum(np.where(moved, scores - self.lam * sizes - self.value[part, None], 0.0), 0)
-    return gains
+    """Change of F for appending each candidate: a kernel moves only where it scores strictly more.
+
+    float32 in jitted blocks (the N x M scores are the cost); exact float64 comparisons decide
+    between whole libraries (`_objective`).
+    """
+    n, m = len(self.energy), len(cand_masks)
+    chunk = min(_CHUNK, _pow2(n))
+    rows = -(-n // chunk) * chunk
+    energy = _pad(self.energy, rows, 0.0)
+    score = _pad(self.score, rows, np.inf)  # padded kernels never move
+    value = _pad(self.value, rows, 0.0)
+    masks = _pad(cand_masks, _pow2(m), 0.0)
+    gains = sum(np.asarray(_block_gains(energy[i:i + chunk], score[i:i + chunk],
+                                        value[i:i + chunk], masks, self.lam), np.float64)
+                for i in range(0, rows, chunk))
+    return gains[:m]
+
+
+def _pow2(n: int) -> int:
+  """Next power of two >= max(n, 64): few block shapes, so few compilations."""
+  return max(64, 1 << (int(n) - 1).bit_length())
+
+
+def _pad(array: np.ndarray, rows: int, fill: float) -> np.ndarray:
+  pad = [(0, rows - len(array))] + [(0, 0)] * (array.ndim - 1)
+  return np.pad(array.astype(np.float32), pad, constant_values=fill)
+
+
+@jax.jit
+def _block_gains(energy, score, value, cand_masks, lam):
+  scores = energy @ cand_masks.T
+  moved = scores > score[:, None]
+  penalised = scores - lam * jnp.sum(cand_masks, axis=1) - value[:, None]
+  return jnp.sum(jnp.where(moved, penalised, 0.0), axis=0)
 
 
 def _greedy(energy, lam, candidates, num_patterns) -> list[int]:
@@ -220,15 +250,17 @@ def _swap_pass(energy, lam, candidates, library) -> list[int]:
     else:
       trial = cand_masks @ energy.sum(0) - len(energy) * lam * cand_masks.sum(1)
     trial[np.isin(candidates, library)] = -np.inf
-    pick = int(np.argmax(trial))
-    if trial[pick] > best + 1e-12 * abs(best):
-      library, best = rest + [int(candidates[pick])], float(trial[pick])
+    swapped = rest + [int(candidates[int(np.argmax(trial))])]
+    exact = _objective(energy, lam, swapped)  # the float32 estimate proposes, float64 decides
+    if exact > best + 1e-12 * abs(best):
+      library, best = swapped, exact
   return library
 
 
 def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
                            sizes: int | Iterable[int] = range(1, KERNEL_POSITIONS + 1),
-                           size_penalty: float = 1.0, swap_passes: int = 2) -> tuple[int, ...]:
+                           size_penalty: float = 1.0, swap_passes: int = 2,
+                           max_candidates: int = 128) -> tuple[int, ...]:
   """Library keeping the most squared weight: greedy addition, then 1-swap local search.
 
   Maximises F(L) = sum_n (|W_n|^2 . p*_n - lambda |p*_n|) over the surviving kernels, with
@@ -245,6 +277,8 @@ def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
     size_penalty: lambda per kept position in units of the layer's mean squared weight per
       position; used only when `sizes` allows several sizes.
     swap_passes: rounds of local search (0: greedy only, besides the PatDNN comparison).
+    max_candidates: candidates scored, the most frequent top-k masks (a mask that is hardly any
+      kernel's top-k is rarely worth a library slot; the cost is kernels x candidates per step).
 
   Returns:
     Up to K codes (fewer when no further pattern raises F).
@@ -258,7 +292,10 @@ def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
     raise ConfigError(f"size_penalty must be a finite number >= 0, got {size_penalty!r}.")
   energy = surviving_energy(w, kernel_mask)
   lam = size_penalty * energy.mean() if len(sizes) > 1 else 0.0
-  candidates = _candidates(energy, sizes)
+  if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) \
+      or max_candidates < 1:
+    raise ConfigError(f"max_candidates must be an integer >= 1, got {max_candidates!r}.")
+  candidates = _candidates(energy, sizes, max_candidates)
   starts = [_greedy(energy, lam, candidates, num_patterns)]
   starts += [list(extract_library_patdnn(w, num_patterns, k, kernel_mask)) for k in sizes]
   library = max(starts, key=lambda lib: _objective(energy, lam, lib))

@@ -1,0 +1,183 @@
+"""Connectivity pruning (whole kernels by L2 norm), sparsity allocation and pruning targets.
+
+A layer keeps `num_kept_kernels(Cin*Cout, keep_ratio) = max(1, floor(keep_ratio*Cin*Cout + 1/2))`
+kernels [choice: round half up, at least one], those with the largest L2 norm (first index on ties).
+
+References:
+  Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138 (connectivity pruning).
+  Zhang et al., "A Systematic DNN Weight Pruning Framework using ADMM", ECCV 2018.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rramjax.errors import ConfigError
+from rramjax.patterns.codes import KERNEL_POSITIONS, MAX_CODE, check_conv_kernel
+from rramjax.patterns.projection import project_to_library
+
+ALLOCATION_RULES = ("uniform", "first_dense")
+
+
+def check_keep_ratio(keep_ratio, name: str = "keep_ratio") -> float:
+  """Returns `keep_ratio` as a float, or raises ConfigError unless it lies in (0, 1]."""
+  if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float, np.number)) \
+      or not 0.0 < float(keep_ratio) <= 1.0:
+    raise ConfigError(f"{name} (fraction of kernels kept) must lie in (0, 1], got {keep_ratio!r}.")
+  return float(keep_ratio)
+
+
+def num_kept_kernels(num_kernels: int, keep_ratio: float) -> int:
+  """Kernels a layer keeps: round half up of keep_ratio * num_kernels, at least one."""
+  keep_ratio = check_keep_ratio(keep_ratio)
+  return max(1, min(num_kernels, math.floor(keep_ratio * num_kernels + 0.5)))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def top_kernels(w, num_kept: int):
+  """`(Cin, Cout)` bool: the `num_kept` kernels of largest L2 norm (lower flat index on ties)."""
+  norms = jnp.sum(jnp.square(w), axis=(0, 1)).reshape(-1)
+  _, kept = jax.lax.top_k(norms, num_kept)
+  return jnp.zeros(norms.shape, bool).at[kept].set(True).reshape(w.shape[2:])
+
+
+def connectivity_mask(w, keep_ratio: float):
+  """Kernels kept by connectivity pruning.
+
+  Args:
+    w: HWIO weights `(3, 3, Cin, Cout)`.
+    keep_ratio: fraction of the Cin*Cout kernels kept, in (0, 1].
+
+  Returns:
+    bool `(Cin, Cout)` with exactly `num_kept_kernels(Cin*Cout, keep_ratio)` True entries, on the
+    kernels of largest L2 norm.
+  """
+  check_conv_kernel(w)
+  return top_kernels(jnp.asarray(w), num_kept_kernels(w.shape[2] * w.shape[3], keep_ratio))
+
+
+def project_connectivity(w, num_kept: int):
+  """Euclidean projection onto "at most `num_kept` nonzero kernels": zero all but the largest."""
+  return w * top_kernels(w, num_kept)[None, None].astype(w.dtype)
+
+
+def prune_layer(w, library, keep_ratio: float):
+  """Pattern and connectivity pruning of one layer: the final 0/1 mask.
+
+  Every kernel is projected onto its best library pattern first; then the kernels whose *projected*
+  weights have the largest L2 norm are kept [choice: ranking after projection keeps the most squared
+  weight the layer can keep with these patterns and this kernel count].
+
+  Args:
+    w: HWIO weights `(3, 3, Cin, Cout)`.
+    library: pattern codes or `(K, 9)` matrix.
+    keep_ratio: fraction of kernels kept, in (0, 1].
+
+  Returns:
+    HWIO 0/1 mask (dtype of `w`): every kernel is all zero or exactly one library pattern.
+  """
+  check_conv_kernel(w)
+  w_projected, mask = project_to_library(w, library)
+  kept = connectivity_mask(w_projected, keep_ratio)
+  return mask * kept[None, None].astype(mask.dtype)
+
+
+def _layer_kernels(layer_shapes) -> np.ndarray:
+  counts = []
+  for shape in layer_shapes:
+    shape = tuple(int(d) for d in shape)
+    if len(shape) not in (2, 4) or min(shape) < 1 or (len(shape) == 4 and shape[:2] != (3, 3)):
+      raise ConfigError(f"A layer shape must be (Cin, Cout) or HWIO (3, 3, Cin, Cout), got {shape}.")
+    counts.append(shape[-2] * shape[-1])
+  return np.asarray(counts, np.float64)
+
+
+def keep_ratios_for_sparsity(layer_shapes: Sequence[Sequence[int]], pattern_sizes: Sequence[float],
+                             overall_sparsity: float, rule: str = "uniform") -> list[float]:
+  """Per-layer kernel keep ratios that give one overall 3x3-conv weight sparsity.
+
+  With n_l = Cin_l*Cout_l kernels and k_l kept positions per kept kernel (the average pattern size),
+  the ratios solve exactly
+
+      overall_sparsity = 1 - sum_l keep_l n_l k_l / sum_l 9 n_l.
+
+  Rules [choice]: 'uniform' gives every layer the same keep ratio; 'first_dense' keeps every kernel
+  of the first layer (few weights, most sensitive: it sees the raw image) and a uniform ratio on the
+  rest. Rounding to whole kernels (`num_kept_kernels`) moves the realised sparsity by at most half a
+  kernel per layer.
+
+  Args:
+    layer_shapes: per conv layer, `(Cin, Cout)` or HWIO `(3, 3, Cin, Cout)`.
+    pattern_sizes: per layer, kept positions per kept kernel (0 < k <= 9).
+    overall_sparsity: target fraction of 3x3-conv weights that are zero, in [0, 1).
+    rule: 'uniform' or 'first_dense'.
+
+  Returns:
+    keep ratios, one per layer, each in (0, 1].
+
+  Raises:
+    ConfigError: mismatched lengths, bad sizes, an unknown rule, or a target the patterns cannot
+      reach with keep ratios in (0, 1].
+  """
+  kernels = _layer_kernels(layer_shapes)
+  sizes = np.asarray(pattern_sizes, np.float64).reshape(-1)
+  if len(sizes) != len(kernels) or not len(kernels):
+    raise ConfigError(f"Need one pattern size per layer: {len(kernels)} layer shapes, "
+                      f"{len(sizes)} pattern sizes.")
+  if not np.all((sizes > 0) & (sizes <= KERNEL_POSITIONS)):
+    raise ConfigError(f"Pattern sizes must lie in (0, 9], got {sizes.tolist()}.")
+  if not isinstance(overall_sparsity, (int, float)) or not 0.0 <= overall_sparsity < 1.0:
+    raise ConfigError(f"overall_sparsity must lie in [0, 1), got {overall_sparsity!r}.")
+  if rule not in ALLOCATION_RULES:
+    raise ConfigError(f"Unknown allocation rule {rule!r}; known rules: {ALLOCATION_RULES}.")
+  dense_weights = kernels * sizes  # weights each layer keeps at keep ratio 1
+  fixed = np.zeros(len(kernels), bool)
+  fixed[0] = rule == "first_dense"
+  budget = (1.0 - overall_sparsity) * KERNEL_POSITIONS * kernels.sum() - dense_weights[fixed].sum()
+  if (~fixed).any():
+    ratio = budget / dense_weights[~fixed].sum()
+  else:  # a single layer kept dense: the target is reachable only if it is exactly that sparsity
+    ratio = 1.0 if math.isclose(budget, 0.0, abs_tol=1e-9 * kernels.sum()) else -1.0
+  least = 1.0 - dense_weights.sum() / (KERNEL_POSITIONS * kernels.sum())
+  most = 1.0 - dense_weights[fixed].sum() / (KERNEL_POSITIONS * kernels.sum())
+  if ratio > 1.0 + 1e-12:
+    raise ConfigError(
+        f"Overall sparsity {overall_sparsity:.4f} is below what the patterns alone give "
+        f"({least:.4f}, every kernel kept): use larger patterns or a higher target.")
+  if ratio <= 0.0:
+    raise ConfigError(
+        f"Overall sparsity {overall_sparsity:.4f} cannot be reached with rule {rule!r}: it allows at "
+        f"most {most:.4f} with keep ratios in (0, 1]. Lower the target or use rule 'uniform'.")
+  return [1.0 if f else float(min(ratio, 1.0)) for f in fixed]
+
+
+def validate_targets(num_conv_layers: int, patterns_per_layer: Sequence[int],
+                     keep_ratios: Sequence[float]) -> None:
+  """Checks per-layer pruning targets before any training starts.
+
+  Args:
+    num_conv_layers: 3x3 conv layers in the network.
+    patterns_per_layer: library size per layer, each 1..511.
+    keep_ratios: kernel keep ratio per layer, each in (0, 1].
+
+  Raises:
+    ConfigError: a length that is not `num_conv_layers`, a pattern count out of 1..511, or a keep
+      ratio out of (0, 1]; the message names the layer.
+  """
+  for name, values in (("patterns_per_layer", patterns_per_layer), ("keep_ratios", keep_ratios)):
+    if len(values) != num_conv_layers:
+      raise ConfigError(f"{name} has {len(values)} entries but the network has {num_conv_layers} "
+                        f"3x3 conv layers; give one per layer.")
+  for layer, count in enumerate(patterns_per_layer):
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) \
+        or not 1 <= count <= MAX_CODE:
+      raise ConfigError(f"patterns_per_layer[{layer}] must be an integer in 1..{MAX_CODE} (there are "
+                        f"only {MAX_CODE} nonempty 3x3 patterns), got {count!r}.")
+  for layer, ratio in enumerate(keep_ratios):
+    check_keep_ratio(ratio, f"keep_ratios[{layer}]")
