@@ -7,14 +7,16 @@ The paper's trained masks are not public, so this generates masks with the paper
 pattern counts and overall conv sparsity (DESIGN.md section 1) [choice, the generator]:
   * every pattern has 4 entries and contains the centre (PatDNN's 4-entry patterns); each layer's
     library is that layer's pattern count drawn without replacement from the 56 such patterns;
-  * a layer keeps a fraction `r_l = min(1, t * sqrt(N_max / N_l))` of its kernels (`N_l` = the layer's
-    weights), so small early layers stay denser, as pruned VGGs show; `t` is solved by bisection so
-    that the kept weights (`4 * kept kernels`) hit the overall sparsity;
+  * a layer keeps a fraction `r_l = min(1, t * (N_max / N_l)^a)` of its kernels (`N_l` = the layer's
+    weights, `a = 0.5` unless --profile-exponent), so small early layers stay denser, as pruned VGGs
+    show; `t` is solved by bisection so that the kept weights (`4 * kept kernels`) hit the overall
+    sparsity;
   * kept kernels are a uniform random subset, each taking a library pattern uniformly at random;
     everything is drawn from `numpy.random.default_rng(seed)`.
-It prints our area efficiency, energy efficiency and speedups beside the paper's, writes
-docs/MAPPER.md (model, choices, results, gap to the paper) unless --no-docs, and with
---append-results appends the table to docs/RESULTS.md.
+It prints our area efficiency, energy efficiency and speedups beside the paper's and a sensitivity
+sweep over the density profile exponent `a`, rewrites the results block of docs/MAPPER.md (between
+its `<!-- paper_vgg16:begin -->` / `end` markers) unless --no-docs, and with --append-results
+appends the tables to docs/RESULTS.md.
 
 References:
   Yu et al., NVMSA 2021, arXiv:2010.06156 (the table reproduced in DESIGN.md section 1).
@@ -23,7 +25,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import os
 import sys
@@ -52,10 +53,10 @@ def layer_shapes() -> list[tuple[int, int]]:
   return list(zip([3] + CHANNELS[:-1], CHANNELS))
 
 
-def keep_ratios(shapes, sparsity: float) -> np.ndarray:
-  """Per-layer kernel keep ratios `min(1, t * sqrt(N_max / N_l))` hitting the overall sparsity."""
+def keep_ratios(shapes, sparsity: float, exponent: float = 0.5) -> np.ndarray:
+  """Per-layer kernel keep ratios `min(1, t * (N_max / N_l)^exponent)` hitting the overall sparsity."""
   weights = np.array([9 * cin * cout for cin, cout in shapes], float)
-  profile = np.sqrt(weights.max() / weights)
+  profile = (weights.max() / weights)**exponent
   target = (1 - sparsity) * weights.sum()
 
   def kept(t):
@@ -84,18 +85,19 @@ def layer_mask(cin: int, cout: int, patterns: int, keep: float, rng) -> np.ndarr
   return bits.reshape(3, 3, cin, cout).astype(bool)
 
 
-def paper_masks(dataset: str, seed: int = 0) -> list[np.ndarray]:
+def paper_masks(dataset: str, seed: int = 0, exponent: float = 0.5) -> list[np.ndarray]:
   """The generated conv masks of one of the paper's VGG16 runs ('cifar10', 'cifar100', 'imagenet')."""
   _, _, sparsity, patterns, _ = PAPER[dataset]
   rng = np.random.default_rng(seed)
   shapes = layer_shapes()
   return [layer_mask(cin, cout, count, keep, rng)
-          for (cin, cout), count, keep in zip(shapes, patterns, keep_ratios(shapes, sparsity))]
+          for (cin, cout), count, keep in zip(shapes, patterns, keep_ratios(shapes, sparsity, exponent))]
 
 
-def map_dataset(dataset: str, seed: int, hw: HardwareConfig) -> tuple[dict, list[np.ndarray]]:
+def map_dataset(dataset: str, seed: int, hw: HardwareConfig, exponent: float = 0.5):
+  """Generates and maps one data set's VGG16 (FC classifier as extra layers); returns (report, masks)."""
   side, classifier, *_ = PAPER[dataset]
-  masks = paper_masks(dataset, seed)
+  masks = paper_masks(dataset, seed, exponent)
   extra = {f"fc_{i}": (np.ones(shape, bool), 1) for i, shape in enumerate(classifier)}
   report = map_network(masks, pooled_out_hw(len(masks), side, POOL_AFTER), hw, extra_layers=extra)
   return report, masks
@@ -131,47 +133,80 @@ def energy_table(reports: dict) -> str:
   return "\n".join(lines)
 
 
+def sensitivity_table(seed: int, hw: HardwareConfig, exponents=(0.0, 0.25, 0.5, 1.0)) -> str:
+  """Markdown table: CIFAR-10 conv ratios as the density profile exponent `a` varies."""
+  lines = ["| profile exponent a | first-layer / last-layer kernel keep | area eff. | energy eff. | speedup "
+           "| equal-area speedup |", "|---|---|---|---|---|---|"]
+  for exponent in exponents:
+    report, _ = map_dataset("cifar10", seed, hw, exponent)
+    first, last = report["layers"][0], report["layers"][-1]
+    ratio = report["totals"]["ratios"]
+    lines.append(f"| {exponent} | {first['kept_kernels'] / first['kernels']:.2f} / "
+                 f"{last['kept_kernels'] / last['kernels']:.3f} | {ratio['area_efficiency']:.2f}x | "
+                 f"{ratio['energy_efficiency']:.2f}x | {ratio['speedup']:.2f}x | {ratio['speedup_equal_area']:.2f}x |")
+  return "\n".join(lines)
+
+
+BEGIN, END = "<!-- paper_vgg16:begin -->", "<!-- paper_vgg16:end -->"
+
+
+def write_mapper_doc(results: str) -> str:
+  """Replaces the block between the markers of docs/MAPPER.md (creates a stub if it is missing)."""
+  path = os.path.join(REPO, "docs", "MAPPER.md")
+  text = open(path).read() if os.path.exists(path) else f"# The mapper\n\n{BEGIN}\n{END}\n"
+  if BEGIN not in text or END not in text:
+    text += f"\n{BEGIN}\n{END}\n"
+  head, rest = text.split(BEGIN, 1)
+  tail = rest.split(END, 1)[1]
+  with open(path, "w") as handle:
+    handle.write(f"{head}{BEGIN}\n{results}\n{END}{tail}")
+  return path
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--profile-exponent", type=float, default=0.5, help="density profile exponent a")
   parser.add_argument("--out-dir", default=None, help="also save each data set's masks here as .npz")
-  parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/MAPPER.md")
+  parser.add_argument("--quiet", action="store_true", help="skip the per-layer tables")
+  parser.add_argument("--no-docs", action="store_true", help="do not touch docs/MAPPER.md")
   parser.add_argument("--append-results", action="store_true", help="append the tables to docs/RESULTS.md")
   args = parser.parse_args(argv)
   hw = HardwareConfig()
   reports = {}
   for dataset in PAPER:
-    reports[dataset], masks = map_dataset(dataset, args.seed, hw)
-    print(f"== {dataset} (seed {args.seed})\n{format_table(reports[dataset])}\n")
+    reports[dataset], masks = map_dataset(dataset, args.seed, hw, args.profile_exponent)
+    if not args.quiet:
+      print(f"== {dataset} (seed {args.seed})\n{format_table(reports[dataset])}\n")
     if args.out_dir:
       os.makedirs(args.out_dir, exist_ok=True)
       side = PAPER[dataset][0]
       save_masks(os.path.join(args.out_dir, f"vgg16_{dataset}.npz"), masks,
                  pooled_out_hw(len(masks), side, POOL_AFTER)[:, 0])
   summary = comparison_table(reports) + "\n\n" + energy_table(reports)
-  print(summary)
+  sweep = sensitivity_table(args.seed, hw)
+  print(f"{summary}\n\nCIFAR-10, sensitivity to the density profile exponent a:\n{sweep}")
+  command = f".venv/bin/python scripts/paper_vgg16.py --seed {args.seed} --profile-exponent {args.profile_exponent}"
+  results = (f"Command: `{command}` (CPU, this dev machine; 2026-11-28). Conv layers only (the FC "
+             f"classifier is reported apart by the script).\n\n{summary}\n\nCIFAR-10, sensitivity to the "
+             f"density profile exponent `a` (same seed):\n\n{sweep}")
   if not args.no_docs:
-    from mapper_doc import mapper_markdown  # the prose lives beside this script
-    with open(os.path.join(REPO, "docs", "MAPPER.md"), "w") as handle:
-      handle.write(mapper_markdown(summary, reports, args.seed))
+    write_mapper_doc(results)
   if args.append_results:
-    append_results(summary, args.seed)
+    append_results(results)
   return 0
 
 
-def append_results(summary: str, seed: int) -> None:
+def append_results(results: str) -> None:
   """Appends the "Mapper: paper-shaped VGG16" section to docs/RESULTS.md (append only)."""
   path = os.path.join(REPO, "docs", "RESULTS.md")
-  command = f".venv/bin/python scripts/paper_vgg16.py --seed {seed} --append-results"
-  section = (f"\n## Mapper: paper-shaped VGG16\n\nCommand: `{command}`  \nDevice: CPU (this dev machine)  \n"
-             f"Date: {datetime.date(2026, 11, 28).isoformat()}\n\nGenerated masks with the paper's per-layer "
-             f"pattern counts and sparsity (generator in scripts/paper_vgg16.py; model in docs/MAPPER.md). "
-             f"Ratios over the 13 conv layers, paper defaults (512x512 arrays, 9x8 OU, 8-bit weights in two "
-             f"4-bit cells, 4-bit DAC slices).\n\n{summary}\n")
+  section = (f"\n## Mapper: paper-shaped VGG16\n\nDevice: CPU (this dev machine). Date: 2026-11-28. "
+             f"Generated masks with the paper's per-layer pattern counts and sparsity (generator: "
+             f"scripts/paper_vgg16.py; model: docs/MAPPER.md); paper defaults (512x512 arrays, 9x8 OU, "
+             f"8-bit weights in two 4-bit cells, 4-bit DAC slices).\n\n{results}\n")
   with open(path, "a") as handle:
     handle.write(section)
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   sys.exit(main())
