@@ -204,7 +204,9 @@ def append_results(results: str) -> None:
              f"Generated masks with the paper's per-layer pattern counts and sparsity (generator: "
              f"scripts/paper_vgg16.py; model: docs/MAPPER.md); paper defaults (512x512 arrays, 9x8 OU, "
              f"8-bit weights in two 4-bit cells, 4-bit DAC slices).\n\n{results}\n")
+  new = not os.path.exists(path)
   with open(path, "a") as handle:
+    handle.write("# Results\n" if new else "")
     handle.write(section)
 
 
