@@ -102,3 +102,18 @@ def test_run_map_missing_file_is_a_mask_error(tmp_path):
   args = add_map_arguments(argparse.ArgumentParser()).parse_args([str(tmp_path / "none.npz"), "--out", str(tmp_path)])
   with pytest.raises(MaskError, match="does not exist"):
     run_map(args)
+
+
+def test_mapper_sources_import_no_jax_flax_or_training():
+  """DESIGN.md section 4: the mapper is numpy only (checked on the sources, not sys.modules,
+  because the package's own __init__ may import the jax side)."""
+  import ast
+  import pathlib
+  import rramjax.mapper
+  for source in pathlib.Path(rramjax.mapper.__file__).parent.glob("*.py"):
+    for node in ast.walk(ast.parse(source.read_text())):
+      names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+               else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+      for name in names:
+        assert name.split(".")[0] not in ("jax", "flax", "optax", "chex"), (source.name, name)
+        assert not name.startswith(("rramjax.train", "rramjax.models", "rramjax.data")), (source.name, name)

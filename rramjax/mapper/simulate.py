@@ -54,6 +54,8 @@ def weight_cells(w_codes: np.ndarray, hw: HardwareConfig) -> tuple[np.ndarray, n
 def adc(sums: np.ndarray, hw: HardwareConfig, lsb=None) -> np.ndarray:
   """Noise-free ADC: `LSB * min(floor(sum / LSB + 0.5), 2^adc_bits - 1)`, exact for integer LSBs."""
   lsb = hw.adc_lsb if lsb is None else lsb
+  if not lsb > 0:
+    raise ValueError(f"The ADC step lsb must be > 0, got {lsb!r}.")
   top = hw.adc_levels - 1
   if float(lsb).is_integer():
     lsb = int(lsb)
