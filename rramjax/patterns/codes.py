@@ -11,8 +11,10 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -53,11 +55,17 @@ def pattern_codes(mask_or_w):
     removed kernel.
   """
   check_conv_kernel(mask_or_w, "mask_or_w")
-  kept = jnp.reshape(jnp.asarray(mask_or_w) != 0, (KERNEL_POSITIONS,) + tuple(mask_or_w.shape[2:]))
+  return _pattern_codes(jnp.asarray(mask_or_w))
+
+
+@jax.jit
+def _pattern_codes(mask_or_w):
+  kept = jnp.reshape(mask_or_w != 0, (KERNEL_POSITIONS,) + mask_or_w.shape[2:])
   bits = jnp.asarray(_BIT_WEIGHTS, jnp.int32)[:, None, None]
   return jnp.sum(kept.astype(jnp.int32) * bits, axis=0)
 
 
+@functools.partial(jax.jit, static_argnames="square")
 def code_to_mask(codes, square: bool = False):
   """Expands pattern codes to 0/1 masks.
 
@@ -74,6 +82,7 @@ def code_to_mask(codes, square: bool = False):
   return jnp.reshape(mask, mask.shape[:-1] + (3, 3)) if square else mask
 
 
+@jax.jit
 def mask_to_code(rows):
   """Inverse of `code_to_mask`: `(..., 9)` masks (nonzero = kept) to int32 codes `(...)`."""
   rows = jnp.asarray(rows)

@@ -61,13 +61,15 @@ def _project_kernel(w_row, patterns):
 
 
 @jax.jit
-def _project_rows(rows, patterns):
-  return jax.vmap(_project_kernel, in_axes=(0, None))(rows, patterns)
+def _project_layer(w, patterns):
+  rows, mask = jax.vmap(_project_kernel, in_axes=(0, None))(kernels_as_rows(w), patterns)
+  cin, cout = w.shape[2:]
+  return rows_as_kernels(rows, cin, cout), rows_as_kernels(mask, cin, cout)
 
 
 @jax.jit
-def _choose_rows(rows, patterns):
-  return jax.vmap(_choose, in_axes=(0, None))(rows, patterns)
+def _choose_layer(w, patterns):
+  return jnp.reshape(jax.vmap(_choose, in_axes=(0, None))(kernels_as_rows(w), patterns), w.shape[2:])
 
 
 def project_to_library(w, library):
@@ -85,9 +87,7 @@ def project_to_library(w, library):
     Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138.
   """
   check_conv_kernel(w)
-  cin, cout = w.shape[2], w.shape[3]
-  rows, mask = _project_rows(kernels_as_rows(w), as_library_matrix(library))
-  return rows_as_kernels(rows, cin, cout), rows_as_kernels(mask, cin, cout)
+  return _project_layer(jnp.asarray(w), as_library_matrix(library))
 
 
 def projection_choice(w, library):
@@ -101,5 +101,4 @@ def projection_choice(w, library):
     int32 `(Cin, Cout)`: argmax_k |W_(c,f)|^2 . P[k] (first on ties), -1 for all-zero kernels.
   """
   check_conv_kernel(w)
-  choice = _choose_rows(kernels_as_rows(w), as_library_matrix(library))
-  return jnp.reshape(choice, w.shape[2:])
+  return _choose_layer(jnp.asarray(w), as_library_matrix(library))
