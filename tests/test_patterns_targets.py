@@ -1,0 +1,70 @@
+"""Sparsity allocation across layers and validation of pruning targets."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+from rramjax.errors import ConfigError
+from rramjax.patterns import keep_ratios_for_sparsity, validate_targets
+
+LAYERS = st.lists(st.tuples(st.integers(1, 64), st.integers(1, 64), st.floats(1.0, 9.0)),
+                  min_size=2, max_size=6)
+
+
+def _sparsity(shapes, sizes, ratios):
+  kernels = np.array([cin * cout for cin, cout in shapes], float)
+  return 1 - np.sum(np.array(ratios) * kernels * sizes) / np.sum(9 * kernels)
+
+
+@settings(max_examples=30, deadline=None)
+@given(LAYERS, st.floats(0.0, 1.0), st.sampled_from(["uniform", "first_dense"]))
+def test_keep_ratios_hit_the_target_exactly(layers, fraction, rule):
+  shapes = [(cin, cout) for cin, cout, _ in layers]
+  sizes = np.array([k for _, _, k in layers])
+  kernels = np.array([cin * cout for cin, cout in shapes], float)
+  least = 1 - np.sum(kernels * sizes) / np.sum(9 * kernels)
+  most = 1 - (kernels[0] * sizes[0] / np.sum(9 * kernels) if rule == "first_dense" else 0.0)
+  assume(most - least > 1e-6)
+  target = least + fraction * (most - least) * 0.999  # inside the reachable range
+  ratios = keep_ratios_for_sparsity(shapes, sizes, target, rule)
+  assert all(0 < r <= 1 for r in ratios)
+  assert _sparsity(shapes, sizes, ratios) == pytest.approx(target, abs=1e-9)
+  if rule == "first_dense":
+    assert ratios[0] == 1.0 and len(set(ratios[1:])) == 1
+  else:
+    assert len(set(ratios)) == 1
+
+
+def test_hwio_shapes_are_accepted():
+  ratios = keep_ratios_for_sparsity([(3, 3, 16, 32), (3, 3, 32, 32)], [4, 4], 0.8)
+  assert ratios == pytest.approx([0.45, 0.45])
+
+
+@pytest.mark.parametrize("args, message", [
+    (([(16, 16)], [4], 0.3), "below what the patterns alone give"),
+    (([(3, 16), (16, 16)], [4, 4], 0.99, "first_dense"), "at most"),
+    (([(16, 16)], [4, 4], 0.8), "one pattern size per layer"),
+    (([(16, 16)], [10], 0.8), r"\(0, 9\]"),
+    (([(16, 16)], [4], 1.0), r"\[0, 1\)"),
+    (([(16, 16)], [4], 0.8, "greedy"), "Unknown allocation rule"),
+])
+def test_unreachable_or_bad_targets_raise(args, message):
+  with pytest.raises(ConfigError, match=message):
+    keep_ratios_for_sparsity(*args)
+
+
+def test_validate_targets_accepts_good_targets():
+  validate_targets(3, [2, 8, 511], [1.0, 0.5, 0.01])
+
+
+@pytest.mark.parametrize("args, message", [
+    ((3, [2, 2], [1.0, 1.0, 1.0]), "patterns_per_layer has 2 entries but the network has 3"),
+    ((2, [2, 2], [1.0]), "keep_ratios has 1 entries"),
+    ((2, [2, 0], [1.0, 1.0]), r"patterns_per_layer\[1\] must be an integer in 1..511"),
+    ((1, [512], [1.0]), "1..511"),
+    ((2, [2, 2], [1.0, 0.0]), r"keep_ratios\[1\] .* \(0, 1\]"),
+    ((1, [2], [1.2]), r"\(0, 1\]"),
+])
+def test_bad_targets_raise_clear_config_errors(args, message):
+  with pytest.raises(ConfigError, match=message):
+    validate_targets(*args)
