@@ -250,6 +250,8 @@ def _swap_pass(energy, lam, candidates, library) -> list[int]:
     else:
       trial = cand_masks @ energy.sum(0) - len(energy) * lam * cand_masks.sum(1)
     trial[np.isin(candidates, library)] = -np.inf
+    if np.isneginf(trial).all():  # every candidate is already in the library
+      break
     swapped = rest + [int(candidates[int(np.argmax(trial))])]
     exact = _objective(energy, lam, swapped)  # the float32 estimate proposes, float64 decides
     if exact > best + 1e-12 * abs(best):
