@@ -75,7 +75,7 @@ def test_wide_adc_exact_property(seed, cin, chunk):
 
 
 def test_all_zero_kernels_contribute_nothing_even_with_noise():
-  hw = HardwareConfig(read_noise_lsb=3.0, prog_noise=2.0)
+  hw = HardwareConfig(read_noise_lsb=3.0, stuck_at_max_rate=0.5)
   x, w, _ = _problem(0, hw)
   mask = np.ones((3, 3, 4, 3))
   mask[:, :, :, 1] = 0  # output channel 1 has no kernel at all
@@ -146,10 +146,11 @@ def _naive_crossbar(x, w, mask, hw, full_scale):
   return y
 
 
-@pytest.mark.parametrize("encoding", ["offset", "differential"])
 # Full scales with LSB 12.5 and 2.5: no integer sum sits on a rounding tie, where the float
 # details of `sum / LSB` (division or reciprocal) would decide.
-@pytest.mark.parametrize("adc_bits,full_scale", [(8, None), (3, None), (5, 387.5), (4, 37.5)])
+@pytest.mark.parametrize("encoding,adc_bits,full_scale", [
+    ("offset", 8, None), ("differential", 3, None), ("offset", 5, 387.5),
+    ("differential", 4, 37.5)])
 def test_custom_vjp_matches_naive_reference(encoding, adc_bits, full_scale):
   hw = HardwareConfig(adc_bits=adc_bits, sign_encoding=encoding)
   x, w, mask = _problem(3, hw, n=2, size=4, cin=3, cout=2, kind="pattern")
@@ -164,8 +165,8 @@ def test_custom_vjp_matches_naive_reference(encoding, adc_bits, full_scale):
   np.testing.assert_allclose(fast(x, w, mask, hw, fs), _naive_crossbar(x, w, mask, hw, fs),
                              rtol=1e-6, atol=1e-3)
   argnums = (1, 2, 3) if fs is not None else (1, 2)
-  got = jax.grad(loss, argnums)(fast, x, w, fs)
-  want = jax.grad(loss, argnums)(_naive_crossbar, x, w, fs)
+  got = jax.jit(jax.grad(loss, argnums), static_argnums=0)(fast, x, w, fs)
+  want = jax.jit(jax.grad(loss, argnums), static_argnums=0)(_naive_crossbar, x, w, fs)
   chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-3)
 
 
@@ -174,8 +175,8 @@ def test_gradient_equals_integer_conv_gradient_without_clipping():
   x, w, mask = _problem(5, hw, kind="pattern")
   x, w, mask = (jnp.asarray(a, jnp.float32) for a in (x, w, mask))
   r = jax.random.normal(jax.random.key(2), (2, 5, 5, 3))
-  got = jax.grad(lambda x, w: jnp.sum(crossbar_conv(x, w, mask, hw) * r), (0, 1))(x, w)
-  want = jax.grad(lambda x, w: jnp.sum(integer_conv(x, w, mask) * r), (0, 1))(x, w)
+  got = jax.jit(jax.grad(lambda x, w: jnp.sum(crossbar_conv(x, w, mask, hw) * r), (0, 1)))(x, w)
+  want = jax.jit(jax.grad(lambda x, w: jnp.sum(integer_conv(x, w, mask) * r), (0, 1)))(x, w)
   chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-3)
 
 
@@ -186,15 +187,6 @@ def test_read_noise_std_matches_parameter():
   # Rounding a N(0, s^2) variable to integers adds variance 1/12.
   np.testing.assert_allclose(float(jnp.std(d - sums)), np.sqrt(0.7**2 + 1 / 12), rtol=0.02)
   np.testing.assert_allclose(float(jnp.mean(d - sums)), 0.0, atol=0.01)
-
-
-def test_read_noise_in_crossbar_scales_with_lsb():
-  hw = HardwareConfig(read_noise_lsb=1.0)
-  x, w, mask = _problem(1, hw, n=4, size=6)
-  args = [jnp.asarray(a, jnp.float32) for a in (x, w, mask)]
-  clean = _xbar(*args, hw)
-  noisy = _xbar(*args, hw, key=jax.random.key(3))
-  assert 0 < float(jnp.std(noisy - clean))
 
 
 def test_same_key_same_result_different_keys_differ():
@@ -209,16 +201,16 @@ def test_same_key_same_result_different_keys_differ():
 def test_jit_and_vmap_over_keys():
   hw = HardwareConfig(read_noise_lsb=0.5, prog_noise=0.2)
   x, w, mask = (jnp.asarray(a, jnp.float32) for a in _problem(4, hw))
-  fn = lambda key: crossbar_conv(x, w, mask, hw, key=key, chunk_elements=300)
+  r = jnp.linspace(-1.0, 1.0, 3)
+  loss = lambda w, key: jnp.sum(crossbar_conv(x, w, mask, hw, key=key, chunk_elements=300) * r)
   keys = jax.random.split(jax.random.key(0), 3)
-  batched = jax.jit(jax.vmap(fn))(keys)
-  chex.assert_shape(batched, (3, 2, 5, 5, 3))
-  for i in range(3):
-    np.testing.assert_allclose(batched[i], jax.jit(fn)(keys[i]), rtol=1e-6, atol=1e-2)
-  grads = jax.vmap(jax.grad(lambda k, w: jnp.sum(crossbar_conv(x, w, mask, hw, key=k)), 1),
-                   (0, None))(keys, w)
+  values, grads = jax.jit(jax.vmap(jax.value_and_grad(loss), (None, 0)))(w, keys)
   chex.assert_shape(grads, (3,) + w.shape)
   chex.assert_tree_all_finite(grads)
+  assert len(set(np.asarray(values).tolist())) == 3
+  one_value, one_grad = jax.jit(jax.value_and_grad(loss))(w, keys[1])
+  np.testing.assert_allclose(values[1], one_value, rtol=1e-5)
+  chex.assert_trees_all_close(grads[1], one_grad, rtol=1e-5, atol=1e-3)
 
 
 def test_ou_sum_histogram_counts_every_ou():

@@ -36,6 +36,10 @@ HwState = dict[str, jax.Array]
 ConvFn = Callable[[jax.Array, jax.Array, jax.Array, int], jax.Array]
 
 
+# Calibration runs eagerly from the training loop; one compiled histogram per layer shape.
+_ou_sum_histogram = jax.jit(crossbar.ou_sum_histogram, static_argnames=("hw", "chunk_elements"))
+
+
 def init_hw_state(num_layers: int, hw: HardwareConfig) -> HwState:
   """Per-layer hardware state before calibration: act_scale 1, ADC full scale of the 'max' ADC.
 
@@ -161,6 +165,6 @@ def calibrate_adc_full_scale(hw_state: HwState, layer_inputs: Sequence[jax.Array
     x_codes, _ = quantize_inputs(jnp.asarray(x, jnp.float32), hw.input_bits,
                                  hw_state["act_scale"][layer])
     w_codes, _ = quantize_weights(jnp.asarray(kernel, jnp.float32), hw.weight_bits)
-    counts = crossbar.ou_sum_histogram(x_codes, w_codes, mask, hw, chunk_elements=chunk_elements)
+    counts = _ou_sum_histogram(x_codes, w_codes, mask, hw, chunk_elements=chunk_elements)
     full_scales[layer] = max(1.0, float(crossbar.histogram_percentile(counts, p)))
   return {**hw_state, "adc_full_scale": jnp.asarray(full_scales)}
