@@ -1,20 +1,24 @@
-"""Times one conv layer, forward + backward, at the 'ideal' and 'ou' fidelities (and 'quant').
+"""Times one conv layer (forward, and forward + backward) at the ideal, quant and ou fidelities.
 
 Usage:
   python scripts/bench_crossbar.py            # small-VGG and VGG16-ish layers, appends to docs/BENCHMARKS.md
   python scripts/bench_crossbar.py --smoke    # tiny shapes, prints only
   python scripts/bench_crossbar.py --no-append --repeats 5
 
-Each row: the jitted `grad(sum(conv_fn(x, kernel, mask, 0) * r))` w.r.t. x and kernel, median
-wall time over repeats after one compile run, and its ratio to the dense ('ideal') layer
-measured in the same run on the same device (ratio = dense time / this time; 1 = as fast).
+Each row: median wall time over repeats, after one compile run, of the jitted forward
+`conv_fn(x, kernel, mask, 0)` ('fwd') or of `grad(sum(conv_fn(...) * r))` w.r.t. x and kernel
+('fwd+bwd'), and its ratio to the dense ('ideal') layer in the same mode, measured in the same
+run on the same device (ratio = dense time / this time; 1 = as fast). On XLA:CPU the dense conv's
+backward pass is far slower than its forward, so the two modes give very different ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import pathlib
+import platform
 import statistics
 import time
 
@@ -35,12 +39,24 @@ LAYERS = [
 SMOKE_LAYERS = [("smoke 8->8 @8", 4, 8, 8, 8)]
 HEADER = """# Benchmarks
 
-Rows are appended by scripts (append only). ratio = dense ('ideal') time / this time, measured in
-the same run on the same device.
+One row per measurement; append only.
 
-| date | script | device | jax | layer | batch | fidelity | fwd+bwd ms | ratio to dense |
-|---|---|---|---|---|---|---|---|---|
+| date | what | device | result | command |
+|---|---|---|---|---|
 """
+
+
+def _device_name():
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return f"{device.platform}: {device.device_kind}"
+  model = platform.processor() or "cpu"
+  cpuinfo = pathlib.Path("/proc/cpuinfo")
+  if cpuinfo.exists():
+    names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
+             if l.startswith("model name")]
+    model = names[0] if names else model
+  return f"{model}, {os.cpu_count()} cores"
 
 
 def _inputs(batch, size, cin, cout, seed=0):
@@ -51,24 +67,33 @@ def _inputs(batch, size, cin, cout, seed=0):
   return x, kernel, mask
 
 
-def _time_grad(conv_fn, x, kernel, mask, repeats):
-  r = jnp.linspace(-1.0, 1.0, kernel.shape[-1])
-  step = jax.jit(jax.grad(lambda x, k: jnp.sum(conv_fn(x, k, mask, 0) * r), argnums=(0, 1)))
-  jax.block_until_ready(step(x, kernel))
+def _median_ms(fn, args, repeats):
+  jax.block_until_ready(fn(*args))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(step(x, kernel))
+    jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
   return 1e3 * statistics.median(times)
 
 
-def bench_layer(layer, hw, repeats, fidelities):
-  name, batch, size, cin, cout = layer
+def _time_layer(conv_fn, x, kernel, mask, mode, repeats):
+  r = jnp.linspace(-1.0, 1.0, kernel.shape[-1])
+  if mode == "fwd":
+    fn = jax.jit(lambda x, k, m: conv_fn(x, k, m, 0))
+  else:
+    fn = jax.jit(jax.grad(lambda x, k, m: jnp.sum(conv_fn(x, k, m, 0) * r), argnums=(0, 1)))
+  return _median_ms(fn, (x, kernel, mask), repeats)  # mask as an argument: no constant folding
+
+
+def bench_layer(layer, hw, repeats, fidelities, mode):
+  """{fidelity: median ms} for one layer (name, batch, size, cin, cout) in mode 'fwd' or 'fwd+bwd'."""
+  _, batch, size, cin, cout = layer
   x, kernel, mask = _inputs(batch, size, cin, cout)
   hw_state = init_hw_state(1, hw)
   hw_state["act_scale"] = jnp.full((1,), float(jnp.max(x)))
-  return {f: _time_grad(make_conv_fn(f, hw, hw_state), x, kernel, mask, repeats) for f in fidelities}
+  return {f: _time_layer(make_conv_fn(f, hw, hw_state), x, kernel, mask, mode, repeats)
+          for f in fidelities}
 
 
 def main():
@@ -78,18 +103,21 @@ def main():
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "docs/BENCHMARKS.md"))
   args = parser.parse_args()
-  device = jax.devices()[0]
-  device_name = f"{device.platform}:{device.device_kind}"
+  device_name = _device_name()
+  command = "python scripts/bench_crossbar.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
   date = datetime.date.today().isoformat()
   print(f"date {date}, device {device_name}, jax {jax.__version__}")
   rows = []
   for layer in SMOKE_LAYERS if args.smoke else LAYERS:
-    times = bench_layer(layer, HardwareConfig(), args.repeats, ("ideal", "quant", "ou"))
-    for fidelity, ms in times.items():
-      ratio = times["ideal"] / ms
-      print(f"{layer[0]:32s} batch {layer[1]:4d} {fidelity:6s} {ms:10.2f} ms  {ratio:8.4f}x dense")
-      rows.append(f"| {date} | bench_crossbar.py | {device_name} | {jax.__version__} | {layer[0]} | "
-                  f"{layer[1]} | {fidelity} | {ms:.2f} | {ratio:.4f} |\n")
+    for mode in ("fwd", "fwd+bwd"):
+      times = bench_layer(layer, HardwareConfig(), args.repeats, ("ideal", "quant", "ou"), mode)
+      for fidelity, ms in times.items():
+        print(f"{layer[0]:30s} batch {layer[1]:4d} {fidelity:6s} {mode:8s} {ms:10.2f} ms "
+              f"{times['ideal'] / ms:8.4f}x dense", flush=True)
+      result = "; ".join(f"{f} {ms:.1f} ms ({times['ideal'] / ms:.3f}x dense)" for f, ms in times.items())
+      rows.append(f"| {date} | crossbar: one conv layer {mode}, {layer[0]}, batch {layer[1]}, default "
+                  f"HardwareConfig (8-bit ADC), jax {jax.__version__} | {device_name} | {result} | "
+                  f"`{command}` |\n")
   if not (args.smoke or args.no_append):
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
