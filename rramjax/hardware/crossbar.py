@@ -38,6 +38,17 @@ k channels, the 9-tap patches of every slice (k, N*H*W*S, 9) times the channel's
 one reduction. The backward pass (`jax.custom_vjp`) recomputes each chunk's sums (and its noise,
 from the same key) instead of storing them, so memory is bounded by one chunk in both passes.
 
+Precision: slices, cells and codes are small integers held in float32; the OU matmul is exact
+under every XLA precision (bf16 and TF32 hold integers up to 2^8 and 2^11 exactly, and products
+accumulate in float32), and the shift-and-add runs in int32. The output is float32, so it is
+the exact integer while |y| < 2^24 and otherwise rounded once (relative 6e-8). With a
+non-power-of-two LSB (calibrated/learned full scale) an integer sum can sit exactly on a rounding
+tie, where `sum / LSB` in float decides the code: another implementation may differ by one code
+there.
+
+A kernel's OU is all of its pattern's rows (<= 9), as the mapper's contract says; the 'max' ADC
+step uses `hw.ou_full_scale`, which assumes `ou_rows >= 9` (the paper's 9).
+
 References:
   Yu et al., NVMSA 2021, arXiv:2010.06156 (OU-based mapping, ADC/DAC parameters).
   Shafiee et al., "ISAAC: A Convolutional Neural Network Accelerator with In-Situ Analog
