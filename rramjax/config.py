@@ -75,16 +75,21 @@ class TrainConfig:
   admm_lr: float = 1e-3
   finetune_epochs: int = 0
   finetune_lr: float = 5e-4
+  hwtune_epochs: int = 0               # masked fine-tuning at crossbar.train_fidelity (last phase)
+  hwtune_lr: float = 2e-4
+  hwtune_steps: int | None = None      # steps per hwtune epoch (None: a whole epoch)
   log_every: int = 50                  # steps between JSON-lines metric records
 
   def validate(self, p):
     for key in ("batch_size", "eval_batch_size", "log_every"):
       v = getattr(self, key)
       _check(isinstance(v, int) and v > 0, f"{p}.{key}", f"must be a positive int, got {v!r}.")
-    for key in ("pretrain_epochs", "admm_epochs", "finetune_epochs"):
+    _check(self.hwtune_steps is None or (isinstance(self.hwtune_steps, int) and self.hwtune_steps > 0),
+           f"{p}.hwtune_steps", f"must be a positive int or None, got {self.hwtune_steps!r}.")
+    for key in ("pretrain_epochs", "admm_epochs", "finetune_epochs", "hwtune_epochs"):
       v = getattr(self, key)
       _check(isinstance(v, int) and v >= 0, f"{p}.{key}", f"must be an int >= 0, got {v!r}.")
-    for key in ("pretrain_lr", "admm_lr", "finetune_lr"):
+    for key in ("pretrain_lr", "admm_lr", "finetune_lr", "hwtune_lr"):
       v = getattr(self, key)
       _check(math.isfinite(v) and v > 0, f"{p}.{key}", f"must be > 0, got {v!r}.")
     _check(self.optimizer in ("adam", "adamw", "sgd"), f"{p}.optimizer", "use adam, adamw or sgd.")
@@ -104,9 +109,10 @@ class PruneConfig:
   sparsity: float | None = 0.86        # overall 3x3-conv weight sparsity (allocation rule below)
   keep_ratios: Any = None              # per-layer kernel keep ratios (overrides sparsity)
   allocation: str = "uniform"          # how `sparsity` becomes per-layer keep ratios
-  rho: float = 1e-3                    # ADMM penalty, multiplied by rho_growth every epoch
-  rho_growth: float = 2.0
-  rho_max: float = 1.0
+  rho: float = 5e-3                    # ADMM penalty, multiplied by rho_growth at every Z/Y update
+  rho_growth: float = 1.5
+  rho_max: float = 0.5
+  admm_update_every: int = 0           # steps between Z/Y/dual updates (0: once per epoch)
 
   def validate(self, p):
     _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
@@ -124,6 +130,8 @@ class PruneConfig:
       ratios = self.keep_ratios if isinstance(self.keep_ratios, (list, tuple)) else [self.keep_ratios]
       _check(all(isinstance(r, (int, float)) and 0 < r <= 1 for r in ratios), f"{p}.keep_ratios",
              f"each kernel keep ratio must lie in (0, 1], got {self.keep_ratios!r}.")
+    _check(isinstance(self.admm_update_every, int) and self.admm_update_every >= 0,
+           f"{p}.admm_update_every", f"must be an int >= 0, got {self.admm_update_every!r}.")
     _check(self.rho > 0 and self.rho_growth >= 1 and self.rho_max >= self.rho, f"{p}.rho",
            "need rho > 0, rho_growth >= 1 and rho_max >= rho.")
 
@@ -135,6 +143,9 @@ class CrossbarConfig:
   eval_fidelity: str = "ideal"         # fidelity of the hardware evaluation
   eval_seeds: int = 1                  # noise seeds evaluated (vmapped) when noise is on
   calib_examples: int = 256            # examples used to calibrate activation / ADC scales
+  act_percentile: float = 99.99        # input clipping level of each layer: this percentile
+  eval_limit: int | None = None        # test examples of the hardware evaluation (None: all)
+  eval_read_noise_lsb: tuple = ()      # extra hardware evaluations at these read-noise levels
 
   def validate(self, p):
     for key in ("train_fidelity", "eval_fidelity"):
@@ -142,6 +153,11 @@ class CrossbarConfig:
     _check(isinstance(self.eval_seeds, int) and self.eval_seeds >= 1, f"{p}.eval_seeds", "must be >= 1.")
     _check(isinstance(self.calib_examples, int) and self.calib_examples >= 1,
            f"{p}.calib_examples", "must be >= 1.")
+    _check(0 < self.act_percentile <= 100, f"{p}.act_percentile", "must lie in (0, 100].")
+    _check(self.eval_limit is None or (isinstance(self.eval_limit, int) and self.eval_limit > 0),
+           f"{p}.eval_limit", f"must be a positive int or None, got {self.eval_limit!r}.")
+    _check(all(isinstance(v, (int, float)) and v >= 0 for v in self.eval_read_noise_lsb),
+           f"{p}.eval_read_noise_lsb", "must be a list of read-noise levels >= 0 (in ADC LSB).")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,

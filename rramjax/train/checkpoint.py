@@ -6,17 +6,23 @@ import pathlib
 from typing import Any
 
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from rramjax.errors import CheckpointError
 
 
 class Checkpointer:
-  """Saves `{'state': pytree, 'meta': json}` per epoch; restores the newest into a template."""
+  """Saves `{'state': pytree, 'meta': json}` per epoch; restores the newest into a template.
 
-  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 2):
+  Keeps the newest `max_to_keep` checkpoints and every epoch listed in `keep_epochs` (the ends
+  of the phases, so that a pruned or hardware fine-tuning variant can branch from them).
+  """
+
+  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 2, keep_epochs=()):
     self.directory = pathlib.Path(directory).absolute()
+    policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_epochs))])
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True))
 
   def latest_epoch(self) -> int | None:
     return self._manager.latest_step()

@@ -10,6 +10,7 @@ resumed ends with exactly the metrics of an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import pathlib
@@ -35,21 +36,30 @@ from rramjax.train.step import make_eval_step, make_train_step
 @dataclasses.dataclass(frozen=True)
 class Epoch:
   index: int          # global epoch index, 0-based
-  phase: str          # 'pretrain', 'admm' or 'finetune'
+  phase: str          # 'pretrain', 'admm', 'finetune' or 'hwtune'
   in_phase: int       # epoch index inside its phase
   phase_epochs: int
   lr: float
+  steps: int          # train steps in this epoch
 
 
-def epoch_plan(config: Config) -> list[Epoch]:
+def epoch_plan(config: Config, steps_per_epoch: int) -> list[Epoch]:
+  """The run's epochs: pretrain (dense) -> admm -> finetune (masked) -> hwtune (masked, hardware).
+
+  ADMM runs only when pruning is enabled; the hard projection to masks happens when fine-tuning
+  begins. `hwtune` fine-tunes at `crossbar.train_fidelity` (the crossbar in the loop), for
+  `train.hwtune_steps` steps per epoch when set (the 'ou' model is slow on a CPU).
+  """
   t = config.train
-  stages = [("pretrain", t.pretrain_epochs, t.pretrain_lr)]
+  stages = [("pretrain", t.pretrain_epochs, t.pretrain_lr, steps_per_epoch)]
   if config.prune.enabled:
-    stages.append(("admm", t.admm_epochs, t.admm_lr))
-  stages.append(("finetune", t.finetune_epochs, t.finetune_lr))
+    stages.append(("admm", t.admm_epochs, t.admm_lr, steps_per_epoch))
+  stages.append(("finetune", t.finetune_epochs, t.finetune_lr, steps_per_epoch))
+  stages.append(("hwtune", t.hwtune_epochs, t.hwtune_lr,
+                 min(steps_per_epoch, t.hwtune_steps or steps_per_epoch)))
   plan = []
-  for name, epochs, lr in stages:
-    plan += [Epoch(len(plan) + i, name, i, epochs, lr) for i in range(epochs)]
+  for name, epochs, lr, steps in stages:
+    plan += [Epoch(len(plan) + i, name, i, epochs, lr, steps) for i in range(epochs)]
   return plan
 
 
@@ -121,7 +131,8 @@ class Trainer:
     model.eval()
     self.graph_eval = nnx.graphdef(model)
     self.template = init_state(config, model, self.steps_per_epoch)
-    self.plan = epoch_plan(config)
+    self.plan = epoch_plan(config, self.steps_per_epoch)
+    phases.check_plan(config, self.plan, self.template)
     self.device_train = self.device_test = None
     if d.on_device:
       self.device_train = data_lib.DeviceData(self.train_ds, pad_to=d.pad_to, norm=d.normalize)
@@ -154,7 +165,7 @@ class Trainer:
     fidelity = phases.train_fidelity(self.config, epoch.phase)
     key = (epoch.phase, epoch.lr, fidelity)
     if key not in self._steps:
-      tx = create_optimizer(self.config, epoch.lr, epoch.phase_epochs * self.steps_per_epoch)
+      tx = create_optimizer(self.config, epoch.lr, epoch.phase_epochs * epoch.steps)
       self._steps[key] = (tx, make_train_step(
           self.graph_train, tx, phases.conv_builder(self.config, fidelity),
           penalty=phases.penalty(self.config, epoch.phase),
@@ -169,8 +180,15 @@ class Trainer:
 
   def evaluate(self, state, fidelity: str = "ideal", key=None, limit=None) -> dict:
     """Test accuracy and loss at one fidelity (one noise key)."""
-    step = self.eval_step(fidelity)
     key = jax.random.key(self.config.seed + 1) if key is None else key
+    correct, loss = self.evaluate_with(self.eval_step(fidelity), state, key, limit)
+    return {"accuracy": float(correct), "loss": float(loss)}
+
+  def evaluate_with(self, step, state, keys, limit=None):
+    """Runs `step(state, images, labels, valid, keys)` over the test set; mean accuracy and loss.
+
+    With a vmapped step and a batch of keys, each output has one entry per key.
+    """
     correct = loss = n = 0
     bs = self.config.train.eval_batch_size
     for images, labels in self.test_batches(limit):
@@ -179,9 +197,9 @@ class Trainer:
       if pad:
         images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
         labels = np.concatenate([labels, np.zeros((pad,), labels.dtype)])
-      c, l = step(state, images, labels, valid, key)
+      c, l = step(state, images, labels, valid, keys)
       correct, loss, n = correct + c, loss + l, n + int(valid.sum())
-    return {"accuracy": float(correct) / n, "loss": float(loss) / n}
+    return np.asarray(correct) / n, np.asarray(loss) / n
 
   # The run ------------------------------------------------------------------------------------
   def run_epoch(self, state, epoch: Epoch, writer: MetricsWriter):
@@ -189,14 +207,18 @@ class Trainer:
     if epoch.in_phase == 0:
       state = phases.begin_phase(self, state, epoch.phase)
       state = {**state, "opt_state": tx.init(phases.trainable(state, self.config))}
-    bar = tqdm(self.train_batches(epoch.index), total=self.steps_per_epoch, disable=not self.progress,
+    batches = itertools.islice(self.train_batches(epoch.index), epoch.steps)
+    bar = tqdm(batches, total=epoch.steps, disable=not self.progress,
                desc=f"epoch {epoch.index + 1}/{len(self.plan)} {epoch.phase}", leave=False)
     sums = {"loss": 0.0, "correct": 0.0}
     every = self.config.train.log_every
+    hook_every, hook = phases.step_hook(self, epoch)
     for i, (images, labels) in enumerate(bar):
       state, metrics = step_fn(state, images, labels)
       sums = {k: sums[k] + metrics[k] for k in sums}
-      if (i + 1) % every == 0 or i + 1 == self.steps_per_epoch:
+      if hook_every and (i + 1) % hook_every == 0 and i + 1 < epoch.steps:
+        state = hook(state)
+      if (i + 1) % every == 0 or i + 1 == epoch.steps:
         loss = float(metrics["total_loss"])
         if not math.isfinite(loss):
           raise TrainingDivergedError(
@@ -207,7 +229,7 @@ class Trainer:
         writer.write({"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
                       "train_loss": float(metrics["loss"])})
     state = phases.end_epoch(self, state, epoch)
-    n = self.steps_per_epoch
+    n = epoch.steps
     record = {"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
               "train_loss": float(sums["loss"]) / n,
               "train_accuracy": float(sums["correct"]) / (n * self.config.train.batch_size)}
@@ -223,7 +245,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
   trainer = Trainer(config, workdir, progress=progress)
-  ckpt = Checkpointer(workdir / "checkpoints")
+  phase_ends = [e.index + 1 for e in trainer.plan if e.in_phase == e.phase_epochs - 1]
+  ckpt = Checkpointer(workdir / "checkpoints", keep_epochs=phase_ends)
   state, start, resume_step = trainer.template, 0, None
   if resume and ckpt.latest_epoch() is not None:
     state, meta = ckpt.restore(trainer.template)
