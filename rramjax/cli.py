@@ -40,7 +40,13 @@ def _add_map(sub):
 
 
 def _map(args) -> int:
+  import os  # pylint: disable=g-import-not-at-top
   from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(args.masks):  # a run folder: its newest checkpoint's masks
+    from rramjax.train.export import export_masks  # pylint: disable=g-import-not-at-top
+    os.makedirs(args.out, exist_ok=True)
+    args.masks = str(export_masks(args.masks, os.path.join(args.out, "masks.npz")))
+    print(f"masks of the newest checkpoint written to {args.masks}")
   return mapper_cli.run_map(args) or 0
 
 

@@ -27,7 +27,8 @@ DEFAULT_POOL_AFTER = "1,3,6,9,12"  # VGG16: a 2x2 pool after conv layers 2, 4, 7
 
 def add_map_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
   """Adds the `map` subcommand's arguments to `parser` and returns it."""
-  parser.add_argument("masks", help="an .npz of HWIO conv masks (conv_00, conv_01, ...; optional out_hw)")
+  parser.add_argument("masks", help="an .npz of HWIO conv masks (conv_00, conv_01, ...; optional "
+                      "out_hw), or a run folder (its newest checkpoint is used)")
   parser.add_argument("--out", required=True, help="directory for mapping.json, mapping.csv and plots")
   parser.add_argument("--plot", action="store_true", help="also write PNG figures")
   parser.add_argument("--input-size", type=int, default=None,

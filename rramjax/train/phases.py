@@ -181,11 +181,19 @@ def _ratios(state) -> tuple[float, ...]:
 
 
 def _admm_step(config: Config, state: dict) -> dict:
-  """Z/Y projections and dual updates, then rho *= rho_growth (capped at rho_max)."""
+  """Z/Y projections and dual updates, then rho *= rho_growth (capped at rho_max).
+
+  References: Boyd et al., "Distributed Optimization and Statistical Learning via ADMM" (2011),
+  section 3.4.1 (varying the penalty parameter).
+  """
   p = config.prune
   new = _admm_update(conv_kernels(state["params"]), _admm_state(state), state["libraries"],
                      _ratios(state))
-  return {**state, "admm": new._asdict(), "rho": jnp.minimum(state["rho"] * p.rho_growth, p.rho_max)}
+  rho = jnp.minimum(state["rho"] * p.rho_growth, p.rho_max)
+  # Scaled duals are y / rho: when rho grows they shrink by the same factor (Boyd et al. 3.4.1).
+  scale = state["rho"] / rho
+  new = new._replace(u=[u * scale for u in new.u], v=[v * scale for v in new.v])
+  return {**state, "admm": new._asdict(), "rho": rho}
 
 
 def step_hook(trainer, epoch):

@@ -1,0 +1,105 @@
+"""The whole pipeline on real Fashion-MNIST (smoke sizes): prune, fine-tune with the crossbar, map."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from rramjax import patterns
+from rramjax.config import load_config
+from rramjax.errors import ConfigError
+from rramjax.mapper import load_mask_file
+from rramjax.train import phases, train_and_evaluate
+from rramjax.train.checkpoint import Checkpointer
+from rramjax.train.loop import Trainer, epoch_plan
+from rramjax.train.step import conv_kernels
+
+SMOKE = "configs/fashion_mnist_small.py:smoke"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("pipeline")
+  config = load_config(str(ROOT / SMOKE))
+  summary = train_and_evaluate(config, workdir, progress=False, log=lambda *_: None)
+  trainer = Trainer(config, workdir, progress=False)
+  ckpt = Checkpointer(workdir / "checkpoints")
+  state, meta = ckpt.restore(trainer.template)
+  ckpt.close()
+  return config, workdir, summary, state, meta
+
+
+def test_plan_has_every_phase_in_order():
+  config = load_config(str(ROOT / SMOKE))
+  plan = epoch_plan(config, steps_per_epoch=8)
+  assert [e.phase for e in plan] == ["pretrain", "pretrain", "admm", "finetune", "hwtune"]
+  assert plan[-1].steps == config.train.hwtune_steps
+  assert [e.index for e in plan] == list(range(len(plan)))
+
+
+def test_every_kernel_is_one_library_pattern_or_removed(smoke_run):
+  config, _, summary, state, meta = smoke_run
+  assert meta["phase"] == "hwtune"
+  for layer, (w, m, lib) in enumerate(zip(conv_kernels(state["params"]), state["masks"],
+                                          state["libraries"])):
+    w, m = np.asarray(w), np.asarray(m)
+    library = set(phases._codes(lib))  # pylint: disable=protected-access
+    assert 1 <= len(library) <= 8, layer
+    codes = np.asarray(patterns.pattern_codes(m)).reshape(-1)
+    assert set(codes[codes > 0].tolist()) <= library, layer
+    assert np.all(w[m == 0] == 0), f"layer {layer}: a pruned weight is nonzero"
+  sparsity = summary["pruning"]["overall_sparsity"]
+  assert abs(sparsity - config.prune.sparsity) < 0.03, sparsity
+
+
+def test_hardware_state_calibrated_and_evaluated(smoke_run):
+  config, _, summary, state, _ = smoke_run
+  assert int(state["hw_calibrated"]) == 1
+  scales = np.asarray(state["hw_state"]["act_scale"])
+  assert scales[0] == 1.0 and np.all(scales > 0) and np.any(scales[1:] != 1.0)
+  rows = summary["hardware"]
+  assert [r["read_noise_lsb"] for r in rows] == [0.0, 0.5]
+  assert rows[0]["seeds"] == 1 and rows[1]["seeds"] == config.crossbar.eval_seeds
+  assert len(rows[1]["accuracy_per_seed"]) == config.crossbar.eval_seeds
+  for r in rows:
+    assert 0.0 <= r["accuracy_mean"] <= 1.0
+
+
+def test_outputs_for_the_mapper_and_the_reader(smoke_run):
+  _, workdir, summary, state, _ = smoke_run
+  names, masks, out_hw = load_mask_file(workdir / "masks.npz")
+  assert len(masks) == len(state["masks"])
+  for saved, live in zip(masks, state["masks"]):
+    np.testing.assert_array_equal(saved, np.asarray(live) != 0)
+  assert out_hw[:, 0].tolist() == [28, 28, 14, 14, 7, 7]
+  stored = json.loads((workdir / "summary.json").read_text())
+  assert stored["pruning"]["pattern_counts"] == summary["pruning"]["pattern_counts"]
+  assert (workdir / "pattern_libraries.png").stat().st_size > 0
+  mapping = json.loads((workdir / "mapping.json").read_text())
+  assert mapping["totals"]["pattern"]["arrays"] <= mapping["totals"]["baseline"]["arrays"]
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert any("admm_pattern_residual" in r for r in records)
+
+
+def test_map_from_run_folder(smoke_run, tmp_path, capsys):
+  from rramjax.cli import main  # pylint: disable=g-import-not-at-top
+  _, workdir, summary, _, _ = smoke_run
+  assert main(["map", str(workdir), "--out", str(tmp_path)]) == 0
+  report = json.loads((tmp_path / "mapping.json").read_text())
+  assert report["totals"] == json.loads(json.dumps(summary["mapping"]["totals"]))
+  assert "conv total" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("override, message", [
+    ("prune.patterns_per_layer=[8, 8]", "patterns_per_layer has 2 entries"),
+    ("prune.patterns_per_layer=600", "1..511"),
+    ("prune.keep_ratios=1.5", "keep_ratios"),
+    ("prune.keep_ratios=[0.5, 0.5, 0.5]", "keep_ratios has 3 entries"),
+    ("train.finetune_epochs=0", "finetune_epochs"),
+])
+def test_bad_pruning_targets_fail_before_training(override, message):
+  with pytest.raises(ConfigError, match=message):
+    config = load_config(str(ROOT / SMOKE), [override])
+    Trainer(config, "/tmp/unused", progress=False)
