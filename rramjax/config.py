@@ -117,6 +117,8 @@ class PruneConfig:
   def validate(self, p):
     _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
            "use greedy, patdnn or patdnn_default.")
+    _check(self.allocation in ("uniform", "first_dense", "erk"), f"{p}.allocation",
+           "use uniform, first_dense or erk.")
     _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= 9,
            f"{p}.pattern_size", f"must be an int in 1..9, got {self.pattern_size!r}.")
     ppl = self.patterns_per_layer

@@ -22,7 +22,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns.codes import KERNEL_POSITIONS, MAX_CODE, check_conv_kernel
 from rramjax.patterns.projection import project_to_library
 
-ALLOCATION_RULES = ("uniform", "first_dense")
+ALLOCATION_RULES = ("uniform", "first_dense", "erk")
 
 
 def check_keep_ratio(keep_ratio, name: str = "keep_ratio") -> float:
@@ -109,14 +109,16 @@ def keep_ratios_for_sparsity(layer_shapes: Sequence[Sequence[int]], pattern_size
 
   Rules [choice]: 'uniform' gives every layer the same keep ratio; 'first_dense' keeps every kernel
   of the first layer (few weights, most sensitive: it sees the raw image) and a uniform ratio on the
-  rest. Rounding to whole kernels (`num_kept_kernels`) moves the realised sparsity by at most half a
+  rest; 'erk' (Erdos-Renyi kernel, Evci et al., "Rigging the Lottery", ICML 2020) makes the keep
+  ratio proportional to (Cin + Cout) / (Cin * Cout), capped at 1 with the excess spread over the
+  other layers, so narrow layers stay denser than wide ones. Rounding to whole kernels (`num_kept_kernels`) moves the realised sparsity by at most half a
   kernel per layer.
 
   Args:
     layer_shapes: per conv layer, `(Cin, Cout)` or HWIO `(3, 3, Cin, Cout)`.
     pattern_sizes: per layer, kept positions per kept kernel (0 < k <= 9).
     overall_sparsity: target fraction of 3x3-conv weights that are zero, in [0, 1).
-    rule: 'uniform' or 'first_dense'.
+    rule: 'uniform', 'first_dense' or 'erk'.
 
   Returns:
     keep ratios, one per layer, each in (0, 1].
@@ -137,6 +139,8 @@ def keep_ratios_for_sparsity(layer_shapes: Sequence[Sequence[int]], pattern_size
   if rule not in ALLOCATION_RULES:
     raise ConfigError(f"Unknown allocation rule {rule!r}; known rules: {ALLOCATION_RULES}.")
   dense_weights = kernels * sizes  # weights each layer keeps at keep ratio 1
+  if rule == "erk":
+    return _erk_ratios(layer_shapes, dense_weights, overall_sparsity, kernels.sum())
   fixed = np.zeros(len(kernels), bool)
   fixed[0] = rule == "first_dense"
   budget = (1.0 - overall_sparsity) * KERNEL_POSITIONS * kernels.sum() - dense_weights[fixed].sum()
@@ -155,6 +159,26 @@ def keep_ratios_for_sparsity(layer_shapes: Sequence[Sequence[int]], pattern_size
         f"Overall sparsity {overall_sparsity:.4f} cannot be reached with rule {rule!r}: it allows at "
         f"most {most:.4f} with keep ratios in (0, 1]. Lower the target or use rule 'uniform'.")
   return [1.0 if f else float(min(ratio, 1.0)) for f in fixed]
+
+
+def _erk_ratios(layer_shapes, dense_weights, overall_sparsity, total_kernels) -> list[float]:
+  dims = np.asarray([tuple(int(d) for d in shape)[-2:] for shape in layer_shapes], np.float64)
+  score = dims.sum(1) / dims.prod(1)
+  budget = (1.0 - overall_sparsity) * KERNEL_POSITIONS * total_kernels
+  if budget > dense_weights.sum() * (1 + 1e-12):
+    least = 1.0 - dense_weights.sum() / (KERNEL_POSITIONS * total_kernels)
+    raise ConfigError(f"Overall sparsity {overall_sparsity:.4f} is below what the patterns alone give "
+                      f"({least:.4f}, every kernel kept): use larger patterns or a higher target.")
+  full = np.zeros(len(score), bool)
+  while True:  # water-filling: layers whose ratio would exceed 1 are kept whole
+    scale = (budget - dense_weights[full].sum()) / max((dense_weights * score)[~full].sum(), 1e-300)
+    over = ~full & (scale * score >= 1.0)
+    if not over.any():
+      break
+    full |= over
+  if scale <= 0:
+    raise ConfigError(f"Overall sparsity {overall_sparsity:.4f} cannot be reached with rule 'erk'.")
+  return [1.0 if f else float(scale * s) for f, s in zip(full, score)]
 
 
 def validate_targets(num_conv_layers: int, patterns_per_layer: Sequence[int],
