@@ -1,0 +1,46 @@
+"""Shared test setup.
+
+XLA compilation dominates the short training runs of the tests (a cold smoke run compiles for
+tens of seconds, a warm one for about one), so the session turns on JAX's persistent compilation
+cache before anything imports jax. It lives in .pytest_cache (git-ignored), is shared by the
+xdist workers and by the `rramjax` subprocesses the tests start (they inherit the environment),
+and only stores executables: results are unchanged. Set JAX_COMPILATION_CACHE_DIR to use another
+folder.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".pytest_cache" / "jax-compilation-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorflow (tfds tests) start-up noise
+
+# The smoke pipeline without the crossbar-in-the-loop phase (the bit-exact 'ou' model takes minutes
+# on a CPU): 2 dense epochs, 1 ADMM epoch, hard pruning, 1 masked fine-tuning epoch, 4 steps each.
+SMOKE_SPEC = "configs/fashion_mnist_small.py:smoke"
+SMOKE_OVERRIDES = ("train.hwtune_epochs=0", "crossbar.eval_fidelity=ideal",
+                   "crossbar.eval_read_noise_lsb=[]", "data.train_limit=256", "data.test_limit=128",
+                   "prune.admm_update_every=2")
+
+
+def set_args(overrides) -> list[str]:
+  """`--set k=v` arguments for the CLI."""
+  return [arg for text in overrides for arg in ("--set", text)]
+
+
+def run_cli(*args, cwd=ROOT, timeout=600) -> subprocess.CompletedProcess:
+  """Runs `python -m rramjax ARGS` with this interpreter; captures text output."""
+  return subprocess.run([sys.executable, "-m", "rramjax", *map(str, args)], cwd=cwd,
+                        capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> pathlib.Path:
+  return ROOT
