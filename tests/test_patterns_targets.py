@@ -68,3 +68,27 @@ def test_validate_targets_accepts_good_targets():
 def test_bad_targets_raise_clear_config_errors(args, message):
   with pytest.raises(ConfigError, match=message):
     validate_targets(*args)
+
+
+@settings(max_examples=30, deadline=None)
+@given(LAYERS, st.floats(0.0, 0.999))
+def test_erk_ratios_hit_the_target_and_follow_the_score(layers, fraction):
+  shapes = [(cin, cout) for cin, cout, _ in layers]
+  sizes = np.array([k for _, _, k in layers])
+  kernels = np.array([cin * cout for cin, cout in shapes], float)
+  least = 1 - np.sum(kernels * sizes) / np.sum(9 * kernels)
+  target = least + fraction * (1 - least) * 0.999
+  ratios = np.array(keep_ratios_for_sparsity(shapes, sizes, target, "erk"))
+  assert np.all((ratios > 0) & (ratios <= 1))
+  assert _sparsity(shapes, sizes, ratios) == pytest.approx(target, abs=1e-9)
+  score = np.array([(cin + cout) / (cin * cout) for cin, cout in shapes])
+  partial = ratios < 1
+  # Below the cap, keep ratio / score is one constant; a layer kept whole scores at least as high.
+  if partial.any():
+    np.testing.assert_allclose(ratios[partial] / score[partial], (ratios / score)[partial][0], rtol=1e-9)
+    assert np.all(score[~partial] >= score[partial].max() * (1 - 1e-9))
+
+
+def test_erk_keeps_narrow_layers_denser():
+  ratios = keep_ratios_for_sparsity([(1, 8), (8, 8), (16, 32), (32, 32)], [3.0] * 4, 0.86, "erk")
+  assert ratios[0] == 1.0 and ratios[1] > ratios[2] > ratios[3]
