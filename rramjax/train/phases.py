@@ -130,6 +130,7 @@ def init_extra_state(config: Config, kernels) -> dict:
     extra["keep_ratios"] = jnp.ones((n,), jnp.float32)
     extra["admm"] = {name: [jnp.zeros_like(w) for w in kernels] for name in admm.AdmmState._fields}
     extra["rho"] = jnp.asarray(config.prune.rho, jnp.float32)
+    extra["kept_energy"] = jnp.ones((n,), jnp.float32)  # squared weight kept by the projection
   return extra
 
 
@@ -220,7 +221,10 @@ def _hard_prune(state: dict) -> dict:
   kernels = conv_kernels(state["params"])
   pruned, masks = admm.admm_hard_prune(kernels, state["libraries"], list(_ratios(state)))
   masks = [m.astype(k.dtype) for m, k in zip(masks, kernels)]
-  return {**state, "params": with_conv_kernels(state["params"], pruned), "masks": masks}
+  kept = jnp.stack([jnp.sum(jnp.square(p)) / jnp.maximum(jnp.sum(jnp.square(k)), 1e-30)
+                    for p, k in zip(pruned, kernels)])
+  return {**state, "params": with_conv_kernels(state["params"], pruned), "masks": masks,
+          "kept_energy": kept.astype(jnp.float32)}
 
 
 def _collector(trainer):
@@ -346,6 +350,8 @@ def final_report(trainer, state: dict) -> dict:
   if config.prune.enabled:
     libraries = [_codes(m) for m in state["libraries"]]
     report = patterns.pattern_report(kernels, [np.asarray(m) for m in state["masks"]], libraries)
+    for layer, kept in zip(report["layers"], np.asarray(state["kept_energy"])):
+      layer["kept_energy"] = float(kept)  # at the hard projection (the weights are pruned now)
     summary["pruning"] = {k: v for k, v in report.items() if k != "layers"}
     summary["pruning"]["layers"] = [
         {k: v for k, v in layer.items() if k not in ("pictures", "shape", "outside_library")}
