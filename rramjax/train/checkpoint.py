@@ -1,14 +1,39 @@
-"""Orbax checkpoints of the whole training state, one per finished epoch."""
+"""Orbax checkpoints of the whole training state, one per finished epoch.
+
+Each epoch's folder also holds `checksums.json` (SHA-256 of every file of its items), checked
+before a restore: orbax restores a bit-flipped array silently, and a truncated file makes its
+asynchronous readers print tracebacks after the error.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import pathlib
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from rramjax.errors import CheckpointError
+
+CHECKSUMS = "checksums.json"
+_WHAT_TO_DO = ("Delete that folder to fall back to an earlier epoch, or start the run afresh "
+               "without --resume.")
+
+
+def _digests(folder: pathlib.Path) -> dict[str, str]:
+  """SHA-256 of every file of the orbax items (subfolders) of one epoch's folder."""
+  out = {}
+  for path in sorted(folder.rglob("*")):
+    if path.is_file() and path.parent != folder:
+      with path.open("rb") as f:
+        out[path.relative_to(folder).as_posix()] = hashlib.file_digest(f, "sha256").hexdigest()
+  return out
 
 
 class Checkpointer:
@@ -31,6 +56,30 @@ class Checkpointer:
     self._manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
     self._manager.wait_until_finished()
+    folder = self.directory / str(epoch)
+    tmp = folder / (CHECKSUMS + ".tmp")
+    tmp.write_text(json.dumps(_digests(folder), indent=0))
+    os.replace(tmp, folder / CHECKSUMS)
+
+  def verify(self, epoch: int):
+    """Raises CheckpointError if a file of epoch's checkpoint is missing or changed since saving.
+
+    A checkpoint without checksums (the run was killed just after orbax committed it) passes.
+    """
+    folder = self.directory / str(epoch)
+    try:
+      expected = json.loads((folder / CHECKSUMS).read_text())
+    except FileNotFoundError:
+      return
+    except (OSError, ValueError) as e:
+      raise CheckpointError(f"Checkpoint {str(folder)!r} has an unreadable {CHECKSUMS} ({e}). "
+                            f"{_WHAT_TO_DO}") from e
+    found = _digests(folder)
+    bad = sorted(k for k, v in expected.items() if found.get(k) != v)
+    if bad:
+      raise CheckpointError(
+          f"Checkpoint {str(folder)!r} is corrupt: {len(bad)} file(s) missing or changed since it "
+          f"was saved ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}). {_WHAT_TO_DO}")
 
   def restore(self, template: Any, epoch: int | None = None) -> tuple[Any, dict]:
     """Restores a checkpoint into the structure of `template`.
@@ -42,6 +91,7 @@ class Checkpointer:
     epoch = self.latest_epoch() if epoch is None else epoch
     if epoch is None:
       raise CheckpointError(f"No checkpoint in {str(self.directory)!r}: start without --resume.")
+    self.verify(epoch)
     try:
       out = self._manager.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
@@ -49,9 +99,11 @@ class Checkpointer:
       raise CheckpointError(
           f"Checkpoint {str(self.directory / str(epoch))!r} cannot be restored "
           f"({type(e).__name__}: {str(e)[:300]}). It is corrupt or comes from another "
-          "configuration: delete that folder to fall back to an earlier epoch, or start the "
-          "run afresh without --resume.") from e
-    return out.state, dict(out.meta)
+          f"configuration. {_WHAT_TO_DO}") from e
+    # Orbax returns arrays "committed" to a device; jitted steps would then compile a second
+    # executable (not the uninterrupted run's). Uncommitted copies behave like a fresh run's state.
+    state = jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x)), out.state)
+    return state, dict(out.meta)
 
   def close(self):
     self._manager.close()
