@@ -1,0 +1,96 @@
+"""The `rramjax` command: help, clean errors (exit 2, no traceback) and an end-to-end smoke run."""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_cli, set_args
+
+SCRIPT = pathlib.Path(sys.executable).parent / "rramjax"
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_help_exits_0(how):
+  cmd = [str(SCRIPT)] if how == "script" else [sys.executable, "-m", "rramjax"]
+  if how == "script" and not SCRIPT.exists():
+    pytest.skip("the rramjax console script is not installed next to this interpreter")
+  out = subprocess.run(cmd + ["--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       check=False)
+  assert out.returncode == 0, out.stderr
+  assert "usage: rramjax" in out.stdout and "run" in out.stdout and "map" in out.stdout
+
+
+def test_run_help_lists_the_options():
+  out = run_cli("run", "--help")
+  assert out.returncode == 0, out.stderr
+  for option in ("--workdir", "--resume", "--set", "--no-progress"):
+    assert option in out.stdout
+
+
+def test_no_command_is_a_usage_error():
+  out = run_cli()
+  assert out.returncode == 2 and "usage: rramjax" in out.stderr
+
+
+def _clean_error(out, *needles):
+  assert out.returncode == 2, (out.stdout[-2000:], out.stderr[-2000:])
+  assert "Traceback" not in out.stderr, out.stderr
+  assert out.stderr.startswith("rramjax run: error: "), out.stderr
+  for needle in needles:
+    assert needle in out.stderr, out.stderr
+
+
+def test_missing_config_file_exits_2_without_traceback():
+  _clean_error(run_cli("run", "missing.py"), "'missing.py' not found", "configs/fashion_mnist_small.py")
+
+
+def test_bad_override_exits_2_naming_the_key():
+  _clean_error(run_cli("run", SMOKE_SPEC, "--set", "train.batch_size=-1"), "train.batch_size")
+
+
+def test_missing_data_exits_2_with_how_to_get_it(tmp_path):
+  out = run_cli("run", SMOKE_SPEC, "--workdir", tmp_path / "run", "--no-progress",
+                "--set", f"data.data_dir={tmp_path / 'no-data'}")
+  _clean_error(out, str(tmp_path / "no-data"), "dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  """`rramjax run <smoke> --workdir W` through the console script (as a user types it)."""
+  workdir = tmp_path_factory.mktemp("cli") / "run"
+  cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rramjax"]
+  out = subprocess.run(cmd + ["run", SMOKE_SPEC, "--workdir", str(workdir), "--no-progress",
+                              *set_args(SMOKE_OVERRIDES)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+  return workdir, out
+
+
+def test_end_to_end_smoke_run_prints_the_report(smoke_run):
+  workdir, out = smoke_run
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "== rramjax report ==" in out.stdout
+  assert "test accuracy" in out.stdout and "conv total" in out.stdout
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["epochs"] == 4 and "pruning" in summary and "mapping" in summary
+  for name in ("metrics.jsonl", "config.json", "masks.npz", "mapping.json"):
+    assert (workdir / name).is_file(), name
+
+
+def test_resume_of_corrupt_checkpoint_exits_2_without_traceback(smoke_run, tmp_path):
+  """A damaged checkpoint is a clean error: no traceback from orbax's asynchronous readers."""
+  source, first = smoke_run
+  assert first.returncode == 0, first.stderr[-3000:]
+  workdir = tmp_path / "run"
+  shutil.copytree(source, workdir)
+  latest = max((p for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()),
+               key=lambda p: int(p.name))
+  for path in (latest / "state").rglob("*"):
+    if path.is_file():
+      path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  out = run_cli("run", SMOKE_SPEC, "--workdir", workdir, "--no-progress", "--resume",
+                *set_args(SMOKE_OVERRIDES))
+  _clean_error(out, str(latest), "is corrupt", "without --resume")
