@@ -139,6 +139,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(reference, tmp_path):
   resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600,
                            check=False)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "== rramjax report ==" in resumed.stdout and "layer 0 library" in resumed.stdout
   found = re.search(r"Resumed from .* after epoch (\d+) \(step (\d+)\)", resumed.stdout)
   assert found, resumed.stdout[-3000:]
   assert 1 <= int(found[1]) < EPOCHS and int(found[2]) == int(found[1]) * STEPS_PER_EPOCH
