@@ -8,6 +8,8 @@ and only stores executables: results are unchanged. Set JAX_COMPILATION_CACHE_DI
 folder.
 """
 
+import fcntl
+import json
 import os
 import pathlib
 import subprocess
@@ -44,3 +46,27 @@ def run_cli(*args, cwd=ROOT, timeout=600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
   return ROOT
+
+
+def run_once(tmp_path_factory, name: str, produce):
+  """`produce(folder) -> JSON-able result`, run once per test session, even across xdist workers.
+
+  Under xdist, module fixtures would run once per worker that needs them; the expensive ones
+  (training runs) go through here: the first worker produces into a folder every worker shares,
+  under a file lock, and the others wait and read the result. Tests must copy what they modify.
+  """
+  if "PYTEST_XDIST_WORKER" not in os.environ:
+    return produce(tmp_path_factory.mktemp(name))
+  shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"  # the session's, not a worker's
+  shared.mkdir(exist_ok=True)
+  with open(shared / "lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      done = shared / "result.json"
+      if done.exists():
+        return json.loads(done.read_text())
+      result = produce(shared / "data")
+      done.write_text(json.dumps(result))
+      return result
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_cli, set_args
+from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_cli, run_once, set_args
 
 SCRIPT = pathlib.Path(sys.executable).parent / "rramjax"
 
@@ -66,12 +66,18 @@ DENSE = (*SMOKE_OVERRIDES, "prune.enabled=False", "train.admm_epochs=0", "train.
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
   """`rramjax run <smoke> --workdir W` through the console script (as a user types it)."""
-  workdir = tmp_path_factory.mktemp("cli") / "run"
-  cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rramjax"]
-  out = subprocess.run(cmd + ["run", SMOKE_SPEC, "--workdir", str(workdir), "--no-progress",
-                              *set_args(DENSE)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-  return workdir, out
+
+  def produce(workdir):
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rramjax"]
+    out = subprocess.run(cmd + ["run", SMOKE_SPEC, "--workdir", str(workdir), "--no-progress",
+                                *set_args(DENSE)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    return {"workdir": str(workdir), "returncode": out.returncode, "stdout": out.stdout,
+            "stderr": out.stderr}
+
+  result = run_once(tmp_path_factory, "cli_dense_run", produce)
+  return pathlib.Path(result["workdir"]), subprocess.CompletedProcess(
+      [], result["returncode"], result["stdout"], result["stderr"])
 
 
 def test_end_to_end_smoke_run_prints_the_report(smoke_run):

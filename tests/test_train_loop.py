@@ -5,9 +5,9 @@ The runs use the smoke pipeline without the crossbar phase (conftest.SMOKE_OVERR
 4 steps (2 dense, 1 ADMM, 1 masked fine-tuning). One in-process reference run is shared.
 """
 
-import collections
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -22,7 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, set_args
+from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_once, set_args
 from rramjax.config import load_config
 from rramjax.errors import CheckpointError, TrainingDivergedError
 from rramjax.train import loop, phases
@@ -82,24 +82,35 @@ def comparable_metrics(path):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """An uninterrupted in-process smoke run; counts how often each train step is traced."""
-  workdir = tmp_path_factory.mktemp("reference")
-  traces = []
-  real_make = loop.make_train_step
 
-  def counting_make(graphdef, tx, conv_builder, **kw):
-    count = collections.Counter()
-    traces.append(count)
+  def produce(workdir):
+    traces = []
+    real_make = loop.make_train_step
 
-    def builder(*args):  # called once each time the step's loss is traced
-      count["traces"] += 1
-      return conv_builder(*args)
+    def counting_make(graphdef, tx, conv_builder, **kw):
+      traces.append(0)
+      index = len(traces) - 1
 
-    return real_make(graphdef, tx, builder, **kw)
+      def builder(*args):  # called once each time the step's loss is traced
+        traces[index] += 1
+        return conv_builder(*args)
 
-  with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(loop, "make_train_step", counting_make)
-    summary = loop.train_and_evaluate(smoke_config(), workdir, progress=False, log=quiet)
-  return {"workdir": workdir, "summary": summary, "traces": traces}
+      return real_make(graphdef, tx, builder, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+      mp.setattr(loop, "make_train_step", counting_make)
+      summary = loop.train_and_evaluate(smoke_config(), workdir, progress=False, log=quiet)
+    return {"workdir": str(workdir), "summary": json.loads(json.dumps(summary, default=float)),
+            "traces": traces}
+
+  result = run_once(tmp_path_factory, "reference_run", produce)
+  return {**result, "workdir": pathlib.Path(result["workdir"])}
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory):
+  """A Trainer of the smoke config (data, model graph, state template, compiled steps)."""
+  return loop.Trainer(smoke_config(), tmp_path_factory.mktemp("trainer"), progress=False)
 
 
 def test_reference_run_is_complete(reference):
@@ -115,9 +126,7 @@ def test_reference_run_is_complete(reference):
 
 def test_each_train_step_is_traced_once(reference):
   """The loop's train steps (one per phase) compile once over all their steps: static shapes."""
-  counts = [c["traces"] for c in reference["traces"]]
-  assert len(counts) == 3, counts  # pretrain, admm, finetune
-  assert counts == [1, 1, 1]
+  assert reference["traces"] == [1, 1, 1]  # pretrain, admm, finetune
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(reference, tmp_path):
@@ -173,7 +182,8 @@ def test_resume_from_the_admm_checkpoint_replays_the_last_phase(reference, tmp_p
   assert_trees_close(restore_raw(workdir, EPOCHS), restore_raw(reference["workdir"], EPOCHS))
 
 
-def test_nan_loss_raises_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_raises_with_the_step_and_keeps_the_last_good_checkpoint(trainer, tmp_path,
+                                                                          monkeypatch):
   real_batches = loop.Trainer.train_batches
 
   def poisoned(self, epoch):
@@ -191,8 +201,7 @@ def test_nan_loss_raises_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pa
 
   ckpt = Checkpointer(tmp_path / "checkpoints")
   assert ckpt.latest_epoch() == 1
-  template = loop.Trainer(config, tmp_path, progress=False).template
-  state, meta = ckpt.restore(template)
+  state, meta = ckpt.restore(trainer.template)  # the same config's state structure
   ckpt.close()
   assert meta["epochs_done"] == 1 and int(state["step"]) == STEPS_PER_EPOCH
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state["params"]))
@@ -228,11 +237,6 @@ def test_restore_without_checkpoint_says_so(tmp_path):
 
 
 # The loop's fine-tuning step on the smoke run's state ---------------------------------------------
-@pytest.fixture(scope="module")
-def trainer(tmp_path_factory):
-  return loop.Trainer(smoke_config(), tmp_path_factory.mktemp("trainer"), progress=False)
-
-
 def _finetune(trainer):
   return next(e for e in trainer.plan if e.phase == "finetune")
 
