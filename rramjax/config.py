@@ -279,7 +279,10 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Confi
     raise ConfigError(f"Config file {path_text!r} failed to load: {type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
     raise ConfigError(f"Config file {path_text!r} defines no get_config(arg=None).")
-  values = module.get_config(arg or None)
+  try:
+    values = module.get_config(arg or None)
+  except Exception as e:  # an unknown variant or a bug in the file: name the file, no deep traceback
+    raise ConfigError(f"{path_text}: get_config({arg!r}) failed: {type(e).__name__}: {e}") from e
   if not isinstance(values, dict):
     raise ConfigError(f"{path_text}: get_config() must return a dict, got {type(values).__name__}.")
   for text in overrides:

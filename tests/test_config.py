@@ -140,8 +140,6 @@ def test_get_config_returning_a_non_dict(tmp_path):
     load_config(str(path))
 
 
-@pytest.mark.xfail(strict=True, reason="load_config lets get_config()'s ValueError for an unknown "
-                   "variant escape unwrapped (the CLI then shows a traceback); wrap it in ConfigError")
 def test_bad_variant_name():
   with pytest.raises(ConfigError, match="Unknown variant 'nonsense'"):
     load_config(SMALL + ":nonsense")

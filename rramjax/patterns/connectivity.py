@@ -171,6 +171,8 @@ def _erk_ratios(layer_shapes, dense_weights, overall_sparsity, total_kernels) ->
                       f"({least:.4f}, every kernel kept): use larger patterns or a higher target.")
   full = np.zeros(len(score), bool)
   while True:  # water-filling: layers whose ratio would exceed 1 are kept whole
+    if full.all():  # the budget is the dense total: every layer is kept whole
+      return [1.0] * len(score)
     scale = (budget - dense_weights[full].sum()) / max((dense_weights * score)[~full].sum(), 1e-300)
     over = ~full & (scale * score >= 1.0)
     if not over.any():
