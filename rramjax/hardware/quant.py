@@ -50,10 +50,15 @@ def clip_ste(x: jax.Array, lo, hi) -> jax.Array:
 
 
 def weight_scale(w: jax.Array, bits: int) -> jax.Array:
-  """Symmetric per-tensor scale `max|w| / (2^(bits-1) - 1)`, 1 for an all-zero tensor."""
+  """Symmetric per-tensor scale `max|w| / (2^(bits-1) - 1)`, 1 for an all-zero tensor.
+
+  A tensor whose scale would be subnormal counts as all zero (scale 1, every code 0): XLA on CPU
+  flushes subnormals to zero, so without this the result would depend on the backend.
+  """
   qmax = 2 ** (bits - 1) - 1
   max_abs = jnp.max(jnp.abs(w))
-  return jnp.where(max_abs > 0, max_abs / qmax, jnp.ones_like(max_abs))
+  scale = max_abs / qmax
+  return jnp.where(scale >= jnp.finfo(scale.dtype).tiny, scale, jnp.ones_like(scale))
 
 
 def quantize_weights(w: jax.Array, bits: int) -> tuple[jax.Array, jax.Array]:
