@@ -68,7 +68,7 @@ def main(argv=None) -> int:
   parser.add_argument("--config", default="configs/fashion_mnist_small.py")
   parser.add_argument("--workdir", default="runs/experiments")
   parser.add_argument("--hwtune-steps", type=int, default=150)
-  parser.add_argument("--read-noise", type=float, default=0.5, help="realistic read noise (LSB)")
+  parser.add_argument("--read-noise", type=float, default=0.5, help="realistic read noise (LSB); 0 evaluates read noise off only")
   parser.add_argument("--seeds", type=int, default=4)
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       help="extra config overrides for every run")
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
   skip = set(filter(None, args.skip.split(",")))
   common = list(args.overrides)
   no_hw = ["train.hwtune_epochs=0", "crossbar.eval_fidelity='ideal'", "crossbar.eval_read_noise_lsb=[]"]
-  hw_eval = ["crossbar.eval_fidelity='ou'", f"crossbar.eval_read_noise_lsb=[{args.read_noise}]",
+  noise_levels = f"[{args.read_noise}]" if args.read_noise > 0 else "[]"  # 0: noise-off row only
+  hw_eval = ["crossbar.eval_fidelity='ou'", f"crossbar.eval_read_noise_lsb={noise_levels}",
              f"crossbar.eval_seeds={args.seeds}"]
   results = {"command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
              "device": f"{jax.devices()[0].device_kind} ({platform.processor() or platform.machine()}, "
@@ -131,16 +132,28 @@ def format_results(results: dict) -> str:
                    f"{100 * r['pruning']['overall_sparsity']:.2f}% | "
                    f"{','.join(map(str, r['pruning']['pattern_counts']))} | {100 * acc:.2f}% | "
                    f"{100 * (acc - results['dense_accuracy']):+.2f} |")
-  lines += ["", "| run | ideal acc. | ou, no read noise | ou, read noise (mean +- std over seeds) |",
-            "|---|---|---|---|"]
+  lines += ["", "| run | ideal, whole test set | ideal, hardware examples | ou, no read noise | "
+            "ou, read noise (mean +- std over seeds) | ou (no noise) vs ideal pruned |",
+            "|---|---|---|---|---|---|"]
+  reference = None  # the ideal pruned model (no_hwtune) on the hardware examples
+  if "no_hwtune" in runs:
+    reference = next(h for h in runs["no_hwtune"]["hardware"] if h["fidelity"] == "ideal")
+  elif "hwtune_ou" in runs:
+    reference = next(h for h in runs["hwtune_ou"]["hardware"] if h["model"] == "before hwtune")
   for name in ("no_hwtune", "hwtune_ideal", "hwtune_ou"):
     if name in runs:
       r = runs[name]
-      hw = r["hardware"]
-      noisy = hw[1] if len(hw) > 1 else None
-      lines.append(f"| {name} | {100 * r['test']['accuracy']:.2f}% | {100 * hw[0]['accuracy_mean']:.2f}% | "
+      ideal = next(h for h in r["hardware"] if h["fidelity"] == "ideal" and h["model"] == "final")
+      ou = [h for h in r["hardware"] if h["fidelity"] == "ou"]
+      clean = next(h for h in ou if h["read_noise_lsb"] == 0)
+      noisy = next((h for h in ou if h["read_noise_lsb"] > 0), None)
+      gap = (f"{100 * (clean['accuracy_mean'] - reference['accuracy_mean']):+.2f} points"
+             if reference else "-")
+      lines.append(f"| {name} | {100 * r['test']['accuracy']:.2f}% | {100 * ideal['accuracy_mean']:.2f}% "
+                   f"({ideal['examples']}) | {100 * clean['accuracy_mean']:.2f}% | "
                    + (f"{100 * noisy['accuracy_mean']:.2f} +- {100 * noisy['accuracy_std']:.2f}% "
-                      f"({noisy['read_noise_lsb']} LSB, {noisy['seeds']} seeds)" if noisy else "-") + " |")
+                      f"({noisy['read_noise_lsb']} LSB, {noisy['seeds']} seeds)" if noisy else "-")
+                   + f" | {gap} |")
   return "\n".join(lines)
 
 

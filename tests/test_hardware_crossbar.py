@@ -215,3 +215,35 @@ def test_ou_sum_histogram_counts_every_ou():
   kernels = int(np.any(mask != 0, axis=(0, 1)).sum())
   expected = 2 * 5 * 5 * kernels * hw.input_slices * hw.columns_per_weight
   assert int(counts.sum()) == expected
+
+
+def test_fast_normal_moments_shape_of_distribution_and_independence():
+  from rramjax.hardware import fast_normal  # pylint: disable=g-import-not-at-top
+  n = np.asarray(jax.jit(fast_normal, static_argnums=1)(jax.random.key(3), (1000, 1000)))
+  assert n.shape == (1000, 1000) and n.dtype == np.float32
+  np.testing.assert_allclose(n.mean(), 0.0, atol=5e-3)
+  np.testing.assert_allclose(n.std(), 1.0, rtol=5e-3)
+  # The exact law: four uniform bytes summed (Irwin-Hall), centred and scaled.
+  law = np.ones(256)
+  for _ in range(3):
+    law = np.convolve(law, np.ones(256))
+  law /= law.sum()
+  values = (np.arange(law.size) - 510.0) / np.sqrt(4 * (256**2 - 1) / 12)
+  for t in (0.5, 1.0, 2.0, 3.0):
+    np.testing.assert_allclose((np.abs(n) < t).mean(), law[np.abs(values) < t].sum(), atol=3e-3)
+  assert np.abs(n).max() <= 3.46
+  # Neighbours (both axes) and other keys are uncorrelated; the same key repeats.
+  flat = n.ravel()
+  assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 5e-3
+  assert abs(np.corrcoef(n[:-1].ravel(), n[1:].ravel())[0, 1]) < 5e-3
+  other = np.asarray(fast_normal(jax.random.key(4), (1000, 1000)))
+  assert abs(np.corrcoef(flat, other.ravel())[0, 1]) < 5e-3
+  np.testing.assert_array_equal(n, np.asarray(fast_normal(jax.random.key(3), (1000, 1000))))
+
+
+def test_fast_normal_vmap_matches_per_key_draws():
+  from rramjax.hardware import fast_normal  # pylint: disable=g-import-not-at-top
+  keys = jax.random.split(jax.random.key(0), 3)
+  batched = jax.vmap(lambda k: fast_normal(k, (7, 5)))(keys)
+  for i in range(3):
+    np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(fast_normal(keys[i], (7, 5))))

@@ -55,14 +55,23 @@ def test_every_kernel_is_one_library_pattern_or_removed(smoke_run):
 
 
 def test_hardware_state_calibrated_and_evaluated(smoke_run):
-  config, _, summary, state, _ = smoke_run
+  config, workdir, summary, state, _ = smoke_run
   assert int(state["hw_calibrated"]) == 1
   scales = np.asarray(state["hw_state"]["act_scale"])
   assert scales[0] == 1.0 and np.all(scales > 0) and np.any(scales[1:] != 1.0)
   rows = summary["hardware"]
-  assert [r["read_noise_lsb"] for r in rows] == [0.0, 0.5]
-  assert rows[0]["seeds"] == 1 and rows[1]["seeds"] == config.crossbar.eval_seeds
-  assert len(rows[1]["accuracy_per_seed"]) == config.crossbar.eval_seeds
+  assert [(r["model"], r["fidelity"], r["read_noise_lsb"]) for r in rows] == [
+      ("before hwtune", "ideal", 0.0), ("final", "ideal", 0.0), ("final", "ou", 0.0),
+      ("final", "ou", 0.5)]
+  assert len({r["examples"] for r in rows}) == 1  # every row on the same test examples
+  assert [r["seeds"] for r in rows] == [1, 1, 1, config.crossbar.eval_seeds]
+  assert len(rows[3]["accuracy_per_seed"]) == config.crossbar.eval_seeds
+  assert "vs ref" in summary["hardware_table"]
+  # The reference row is the model at the end of masked fine-tuning (the ideal pruned model):
+  # on the whole (smoke) test set it scores what that epoch's record says.
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  finetune_end = [r for r in records if r.get("phase") == "finetune" and "test_accuracy" in r][-1]
+  assert rows[0]["accuracy_mean"] == pytest.approx(finetune_end["test_accuracy"], abs=1e-6)
   for r in rows:
     assert 0.0 <= r["accuracy_mean"] <= 1.0
 

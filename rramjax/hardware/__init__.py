@@ -12,7 +12,7 @@ _LAZY = {
     "crossbar": ("adc_convert", "adc_lsb", "crossbar_conv", "histogram_percentile", "input_slices",
                  "integer_conv", "max_ou_sum", "ou_sum_histogram", "sums_needed_bits",
                  "weight_cells"),
-    "faults": ("has_device_faults", "program_cells", "read_noise"),
+    "faults": ("fast_normal", "has_device_faults", "program_cells", "read_noise"),
     "fidelity": ("FIDELITIES", "calibrate_act_scales", "calibrate_adc_full_scale", "init_hw_state",
                  "make_conv_fn"),
     "quant": ("clip_ste", "fake_quant_inputs", "fake_quant_weights", "input_step",

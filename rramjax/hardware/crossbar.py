@@ -11,7 +11,8 @@ Offset encoding stores `u = w + 2^(b-1)` at masked positions only, LSB-first in 
 cell j, slice s) is `P = sum_{taps t in pattern(cin, cout)} slice_s(x[pixel + t, cin]) *
 cell_j(u[t, cin, cout])`. The ADC digitises each P:
 
-    code = clip(floor((P + n) / LSB + 0.5), 0, 2^adc_bits - 1),   n ~ N(0, (read_noise_lsb*LSB)^2),
+    code = clip(floor((P + n) / LSB + 0.5), 0, 2^adc_bits - 1),   n ~ N(0, (read_noise_lsb*LSB)^2)
+                                                                  (`faults.fast_normal` draws),
     d = code * LSB,
 
 with `LSB = hw.adc_lsb` ('max' full scale) or `full_scale / (2^adc_bits - 1)` (calibrated or
@@ -67,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.hardware.config import HardwareConfig
-from rramjax.hardware.faults import has_device_faults, program_cells
+from rramjax.hardware.faults import fast_normal, has_device_faults, program_cells, read_noise
 
 sg = jax.lax.stop_gradient
 
@@ -190,7 +191,7 @@ def adc_convert(sums: jax.Array, hw: HardwareConfig, full_scale=None,
   """
   lsb = jnp.asarray(adc_lsb(hw, full_scale), jnp.float32)
   if key is not None and hw.read_noise_lsb > 0:
-    sums = sums + hw.read_noise_lsb * lsb * jax.random.normal(key, sums.shape, jnp.float32)
+    sums = sums + read_noise(key, sums.shape, lsb, hw)
   return _adc(sums, lsb, 2**hw.adc_bits - 1)
 
 
@@ -239,7 +240,7 @@ def _chunk_codes(spec, xc, cc, lsb, key, idx, h, w):
   patches = _patches(xc, h, w)
   sums = jnp.einsum("kmi,kiq->kmq", patches, cc, preferred_element_type=jnp.float32)
   if spec.noise_lsb > 0:
-    noise = jax.random.normal(jax.random.fold_in(key, idx), sums.shape, jnp.float32)
+    noise = fast_normal(jax.random.fold_in(key, idx), sums.shape)
     sums = sums + (spec.noise_lsb * lsb) * noise
   return patches, _adc_unclipped(sums, lsb)
 

@@ -61,6 +61,9 @@ class Checkpointer:
     tmp.write_text(json.dumps(_digests(folder), indent=0))
     os.replace(tmp, folder / CHECKSUMS)
 
+  def all_epochs(self) -> list[int]:
+    return list(self._manager.all_steps())
+
   def verify(self, epoch: int):
     """Raises CheckpointError if a file of epoch's checkpoint is missing or changed since saving.
 

@@ -238,6 +238,18 @@ class Trainer:
     return state, record
 
 
+def _before_hwtune(trainer: Trainer, ckpt: Checkpointer, log) -> dict | None:
+  """The state at the end of the phases before hwtune (a kept phase-end checkpoint), or None."""
+  start = next((e.index for e in trainer.plan if e.phase == "hwtune"), None)
+  if not start or trainer.config.crossbar.eval_fidelity == "ideal":
+    return None
+  if start not in ckpt.all_epochs():
+    log(f"No checkpoint after epoch {start} (before hwtune): the hardware table has no "
+        "'before hwtune' reference row.")
+    return None
+  return ckpt.restore(trainer.template, start)[0]
+
+
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: bool = False,
                        progress: bool = True, log=print) -> dict:
   """Runs (or resumes) the configured pipeline in `workdir` and returns the final summary."""
@@ -260,7 +272,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
     writer.write(record)
     ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
     log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-  summary = phases.final_report(trainer, state)
+  summary = phases.final_report(trainer, state, _before_hwtune(trainer, ckpt, log))
   ckpt.close()
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
   return summary

@@ -298,10 +298,11 @@ def has_noise(hw: HardwareConfig) -> bool:
 
 
 def hardware_eval(trainer, state: dict, fidelity: str, hw: HardwareConfig | None = None,
-                  seeds: int | None = None, limit: int | None = None) -> dict:
+                  seeds: int | None = None, limit: int | None = None, model: str = "final") -> dict:
   """Test accuracy at one fidelity; with noise, `seeds` noise draws vmapped: mean and std.
 
-  Scales are calibrated first if the state has not been calibrated (no hwtune phase).
+  Scales are calibrated first if the state has not been calibrated (no hwtune phase). `model`
+  only labels the row ('final', or 'before hwtune' for the reference model).
   """
   config = trainer.config
   hw = hw or config.hardware
@@ -315,20 +316,39 @@ def hardware_eval(trainer, state: dict, fidelity: str, hw: HardwareConfig | None
   keys = jax.random.split(jax.random.key(config.seed + 1000), seeds)
   limit = limit if limit is not None else config.crossbar.eval_limit
   acc, loss = trainer.evaluate_with(cache[(fidelity, hw)], state, keys, limit)
-  return {"fidelity": fidelity, "read_noise_lsb": hw.read_noise_lsb, "prog_noise": hw.prog_noise,
+  return {"model": model, "fidelity": fidelity, "read_noise_lsb": hw.read_noise_lsb,
+          "prog_noise": hw.prog_noise,
           "seeds": seeds, "examples": len(trainer.test_ds.take(limit)),
           "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
           "accuracy_per_seed": [float(a) for a in acc], "loss_mean": float(loss.mean())}
 
 
+def reference_row(rows) -> dict | None:
+  """The ideal row every hardware row is compared with: the model before hwtune when evaluated
+  (the ideal pruned model), else the final model at 'ideal'."""
+  ideal = [r for r in rows if r["fidelity"] == "ideal"]
+  before = [r for r in ideal if r.get("model") == "before hwtune"]
+  return (before or ideal or [None])[0]
+
+
 def format_hardware_table(rows) -> str:
-  lines = ["hardware evaluation (test set)",
-           f"{'fidelity':>8} {'read noise':>10} {'prog noise':>10} {'seeds':>5} {'examples':>8} "
-           f"{'accuracy':>16}"]
+  """The hardware rows as a table; each row's difference (points) from `reference_row`."""
+  ref = reference_row(rows)
+  ideal = None if ref is None else ref["accuracy_mean"]
+  title = "hardware evaluation (test set)"
+  if ref is not None:
+    title += f"; 'vs ref' = points vs the {ref.get('model', 'final')} model at 'ideal'"
+  lines = [title,
+           f"{'model':>13} {'fidelity':>8} {'read noise':>10} {'prog noise':>10} {'seeds':>5} "
+           f"{'examples':>8} {'accuracy':>16}" + (f" {'vs ref':>7}" if ideal is not None else "")]
   for r in rows:
-    lines.append(f"{r['fidelity']:>8} {r['read_noise_lsb']:>10.2f} {r['prog_noise']:>10.3f} "
-                 f"{r['seeds']:>5} {r['examples']:>8} "
-                 f"{100 * r['accuracy_mean']:>8.2f} +- {100 * r['accuracy_std']:.2f}%")
+    line = (f"{r.get('model', 'final'):>13} {r['fidelity']:>8} {r['read_noise_lsb']:>10.2f} "
+            f"{r['prog_noise']:>10.3f} "
+            f"{r['seeds']:>5} {r['examples']:>8} "
+            f"{100 * r['accuracy_mean']:>8.2f} +- {100 * r['accuracy_std']:.2f}%")
+    if ideal is not None:
+      line += f" {100 * (r['accuracy_mean'] - ideal):>+7.2f}"
+    lines.append(line)
   return "\n".join(lines)
 
 
@@ -342,7 +362,15 @@ def _mapping(trainer, state: dict) -> tuple[dict, str]:
   return report, mapper.format_table(report)
 
 
-def final_report(trainer, state: dict) -> dict:
+def final_report(trainer, state: dict, reference: dict | None = None) -> dict:
+  """The run's summary: test accuracy, pruning report, hardware evaluation and mapping.
+
+  Args:
+    trainer: the run's Trainer.
+    state: the final state.
+    reference: the state before the hwtune phase (the ideal pruned model), evaluated at 'ideal'
+      on the hardware examples as the reference of the hardware rows; None to skip.
+  """
   config = trainer.config
   summary = {"name": config.name, "test": trainer.evaluate(state), "epochs": len(trainer.plan),
              "steps": int(state["step"])}
@@ -363,6 +391,10 @@ def final_report(trainer, state: dict) -> dict:
         usage=[layer["usage"] for layer in report["layers"]])
   rows = []
   if config.crossbar.eval_fidelity != "ideal":
+    # Ideal models on the same test examples first: the references of the hardware rows.
+    if reference is not None:
+      rows.append(hardware_eval(trainer, reference, "ideal", model="before hwtune"))
+    rows.append(hardware_eval(trainer, state, "ideal"))
     rows.append(hardware_eval(trainer, state, config.crossbar.eval_fidelity))
     for level in config.crossbar.eval_read_noise_lsb:
       hw = config.hardware.replace(read_noise_lsb=float(level))
