@@ -8,6 +8,11 @@ def format_summary(summary: dict) -> str:
   test = summary.get("test", {})
   lines.append(f"test accuracy (ideal): {100 * test.get('accuracy', float('nan')):.2f}%  "
                f"loss {test.get('loss', float('nan')):.4f}")
+  ends = summary.get("phase_end_accuracy") or {}
+  if ends:
+    names = {"pretrain": "pretrain (dense)", "finetune": "finetune (pruned)"}
+    lines.append("test accuracy (ideal) at each phase end: " + ", ".join(
+        f"{names.get(phase, phase)} {100 * acc:.2f}%" for phase, acc in ends.items()))
   for key in ("epochs", "steps", "train_time_s"):
     if key in summary:
       lines.append(f"{key}: {summary[key]}")

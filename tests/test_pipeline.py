@@ -90,6 +90,13 @@ def test_outputs_for_the_mapper_and_the_reader(smoke_run):
   assert mapping["totals"]["pattern"]["arrays"] <= mapping["totals"]["baseline"]["arrays"]
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert any("admm_pattern_residual" in r for r in records)
+  ends = summary["phase_end_accuracy"]
+  assert list(ends) == ["pretrain", "admm", "finetune", "hwtune"]
+  for phase, acc in ends.items():
+    assert acc == [r for r in records if r.get("phase") == phase and "test_accuracy" in r][-1][
+        "test_accuracy"]
+  from rramjax.report import format_summary  # pylint: disable=g-import-not-at-top
+  assert f"pretrain (dense) {100 * ends['pretrain']:.2f}%" in format_summary(summary)
 
 
 def test_map_from_run_folder(smoke_run, tmp_path, capsys):

@@ -32,6 +32,7 @@ from rramjax.errors import ConfigError
 from rramjax.hardware.config import HardwareConfig
 from rramjax.models import conv_output_sizes
 from rramjax.train import admm
+from rramjax.train.metrics import read_metrics
 from rramjax.train.step import apply_masks, conv_kernels, make_eval_step, with_conv_kernels
 
 MASKS_FILE = "masks.npz"
@@ -362,6 +363,18 @@ def _mapping(trainer, state: dict) -> tuple[dict, str]:
   return report, mapper.format_table(report)
 
 
+def _phase_end_accuracy(trainer) -> dict[str, float]:
+  """Ideal test accuracy after each phase's last epoch, from the run's metrics.jsonl (in order)."""
+  path = trainer.workdir / "metrics.jsonl"
+  out = {}
+  if path.exists():
+    for r in read_metrics(path):
+      if "test_accuracy" in r and "phase" in r:
+        out.pop(r["phase"], None)  # keep phase order by last epoch
+        out[r["phase"]] = float(r["test_accuracy"])
+  return out
+
+
 def final_report(trainer, state: dict, reference: dict | None = None) -> dict:
   """The run's summary: test accuracy, pruning report, hardware evaluation and mapping.
 
@@ -373,7 +386,7 @@ def final_report(trainer, state: dict, reference: dict | None = None) -> dict:
   """
   config = trainer.config
   summary = {"name": config.name, "test": trainer.evaluate(state), "epochs": len(trainer.plan),
-             "steps": int(state["step"])}
+             "steps": int(state["step"]), "phase_end_accuracy": _phase_end_accuracy(trainer)}
   kernels = [np.asarray(k) for k in conv_kernels(state["params"])]
   if config.prune.enabled:
     libraries = [_codes(m) for m in state["libraries"]]
