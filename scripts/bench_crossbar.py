@@ -119,13 +119,18 @@ def main():
                   f"HardwareConfig (8-bit ADC), jax {jax.__version__} | {device_name} | {result} | "
                   f"`{command}` |\n")
   if not (args.smoke or args.no_append):
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.exists():
-      out.write_text(HEADER)
-    with out.open("a") as f:
-      f.writelines(rows)
-    print(f"appended {len(rows)} rows to {out}")
+    append_rows(args.out, rows)
+
+
+def append_rows(path, rows):
+  """Appends table rows to docs/BENCHMARKS.md (created with its header when missing)."""
+  out = pathlib.Path(path)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  if not out.exists():
+    out.write_text(HEADER)
+  with out.open("a") as f:
+    f.writelines(rows)
+  print(f"appended {len(rows)} rows to {out}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_crossbar import HEADER, _device_name, _inputs, _median_ms  # pylint: disable=g-import-not-at-top
+from bench_crossbar import _device_name, _inputs, _median_ms, append_rows  # pylint: disable=g-import-not-at-top
 
 from rramjax.hardware import HardwareConfig, crossbar, fast_normal, init_hw_state, make_conv_fn
 
@@ -83,12 +83,7 @@ def main():
       f"fast_normal {lf:.1f} ms; jax.random.normal {ls:.1f} ms ({ls / lf:.1f}x); no read noise "
       f"{l0:.1f} ms | `{command}` |\n"]
   if not (args.smoke or args.no_append):
-    out = pathlib.Path(args.out)
-    if not out.exists():
-      out.write_text(HEADER)
-    with out.open("a") as f:
-      f.writelines(rows)
-    print(f"appended {len(rows)} rows to {out}")
+    append_rows(args.out, rows)
 
 
 if __name__ == "__main__":
