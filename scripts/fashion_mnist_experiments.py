@@ -145,12 +145,13 @@ def format_results(results: dict) -> str:
       r = runs[name]
       ideal = next(h for h in r["hardware"] if h["fidelity"] == "ideal" and h["model"] == "final")
       ou = [h for h in r["hardware"] if h["fidelity"] == "ou"]
-      clean = next(h for h in ou if h["read_noise_lsb"] == 0)
+      clean = next((h for h in ou if h["read_noise_lsb"] == 0), None)
       noisy = next((h for h in ou if h["read_noise_lsb"] > 0), None)
       gap = (f"{100 * (clean['accuracy_mean'] - reference['accuracy_mean']):+.2f} points"
-             if reference else "-")
+             if reference and clean else "-")
       lines.append(f"| {name} | {100 * r['test']['accuracy']:.2f}% | {100 * ideal['accuracy_mean']:.2f}% "
-                   f"({ideal['examples']}) | {100 * clean['accuracy_mean']:.2f}% | "
+                   f"({ideal['examples']}) | "
+                   + (f"{100 * clean['accuracy_mean']:.2f}%" if clean else "-") + " | "
                    + (f"{100 * noisy['accuracy_mean']:.2f} +- {100 * noisy['accuracy_std']:.2f}% "
                       f"({noisy['read_noise_lsb']} LSB, {noisy['seeds']} seeds)" if noisy else "-")
                    + f" | {gap} |")

@@ -317,8 +317,9 @@ def hardware_eval(trainer, state: dict, fidelity: str, hw: HardwareConfig | None
   keys = jax.random.split(jax.random.key(config.seed + 1000), seeds)
   limit = limit if limit is not None else config.crossbar.eval_limit
   acc, loss = trainer.evaluate_with(cache[(fidelity, hw)], state, keys, limit)
-  return {"model": model, "fidelity": fidelity, "read_noise_lsb": hw.read_noise_lsb,
-          "prog_noise": hw.prog_noise,
+  noisy = fidelity == "ou"  # device noise exists only in the crossbar model
+  return {"model": model, "fidelity": fidelity, "read_noise_lsb": hw.read_noise_lsb if noisy else 0.0,
+          "prog_noise": hw.prog_noise if noisy else 0.0,
           "seeds": seeds, "examples": len(trainer.test_ds.take(limit)),
           "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
           "accuracy_per_seed": [float(a) for a in acc], "loss_mean": float(loss.mean())}
