@@ -30,18 +30,13 @@ import jax
 
 from rramjax.config import load_config
 from rramjax.train import train_and_evaluate
+from rramjax.train.metrics import read_metrics
 
 
 def _phase_end(workdir: pathlib.Path, phase: str) -> int:
   """Epoch count after the last epoch of `phase`, from the run's metrics."""
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  records = read_metrics(workdir / "metrics.jsonl")
   return max(r["epoch"] for r in records if r.get("phase") == phase and "test_accuracy" in r)
-
-
-def _dense_accuracy(workdir: pathlib.Path) -> float:
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  ends = [r for r in records if r.get("phase") == "pretrain" and "test_accuracy" in r]
-  return ends[-1]["test_accuracy"]
 
 
 def _branch(base: pathlib.Path, target: pathlib.Path, epoch: int):
@@ -90,7 +85,7 @@ def main(argv=None) -> int:
   print("== base: dense -> ADMM (greedy) -> prune -> fine-tune ==")
   base = root / "base"
   results["runs"]["base"] = _run(args.config, common + no_hw, base, args.progress)
-  results["dense_accuracy"] = _dense_accuracy(base)
+  results["dense_accuracy"] = results["runs"]["base"]["phase_end_accuracy"]["pretrain"]
   pre_end, ft_end = _phase_end(base, "pretrain"), _phase_end(base, "finetune")
 
   for name, library in (("patdnn_default", "patdnn_default"), ("patdnn", "patdnn")):
