@@ -17,75 +17,12 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from rramjax.hardware.config import HardwareConfig
 
-POSITIONS = 9
-POSITION_BITS = 1 << np.arange(POSITIONS)
-POPCOUNT = np.array([bin(code).count("1") for code in range(1 << POSITIONS)], dtype=np.int64)
-
-
-def kernel_patterns(mask: np.ndarray) -> np.ndarray:
-  """The 9-bit pattern code of every kernel of a boolean `(3, 3, Cin, Cout)` mask.
-
-  Returns:
-    `(Cin, Cout)` int64 codes; 0 marks an all-zero (pruned) kernel.
-  """
-  kept = mask.reshape(POSITIONS, *mask.shape[2:]).astype(np.int64)
-  return np.tensordot(POSITION_BITS, kept, axes=1)
-
-
-def pattern_taps(code: int) -> np.ndarray:
-  """Kernel positions (`3*kh + kw`, ascending) kept by a pattern: the block's rows in order."""
-  return np.flatnonzero((int(code) >> np.arange(POSITIONS)) & 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class Blocks:
-  """The pattern blocks of one layer, as parallel arrays (one entry per block).
-
-  Attributes:
-    channel: input channel `c` of each block.
-    pattern: 9-bit pattern code `p`.
-    size: `k = popcount(p)`, the block's rows.
-    count: `m`, the filters in the block.
-    start: offset of the block's filters in `filters`.
-    filters: filter indices of all blocks, each block's ascending and contiguous.
-  """
-  channel: np.ndarray
-  pattern: np.ndarray
-  size: np.ndarray
-  count: np.ndarray
-  start: np.ndarray
-  filters: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.channel)
-
-  def block_filters(self, block: int) -> np.ndarray:
-    return self.filters[self.start[block]:self.start[block] + self.count[block]]
-
-
-def pattern_blocks(mask: np.ndarray) -> Blocks:
-  """Groups the nonzero kernels of a boolean `(3, 3, Cin, Cout)` mask into pattern blocks.
-
-  Blocks come ordered by channel, then pattern code; all-zero kernels belong to no block.
-  """
-  codes = kernel_patterns(mask)
-  cout = codes.shape[1]
-  flat = codes.ravel()
-  kept = np.flatnonzero(flat)
-  keys = (kept // cout) * (1 << POSITIONS) + flat[kept]
-  # Stable sort keeps each block's filters ascending (flat index grows with the filter).
-  order = np.argsort(keys, kind="stable")
-  keys, filters = keys[order], kept[order] % cout
-  unique, start, count = np.unique(keys, return_index=True, return_counts=True)
-  pattern = unique % (1 << POSITIONS)
-  return Blocks(channel=unique >> POSITIONS, pattern=pattern, size=POPCOUNT[pattern], count=count,
-                start=start, filters=filters)
+from rramjax.plan import (POPCOUNT, POSITION_BITS, POSITIONS, Blocks,  # noqa: F401 (re-exported)
+                          kernel_patterns, pattern_blocks, pattern_taps)
 
 
 def _rank_in_group(counts: np.ndarray) -> np.ndarray:
