@@ -67,6 +67,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.hardware.faults import fast_normal, has_device_faults, program_cells, read_noise
 
@@ -331,7 +332,8 @@ def integer_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array) -> jax
 
 def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: HardwareConfig, *,
                   full_scale=None, key: jax.Array | None = None,
-                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> jax.Array:
+                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, plan=None,
+                  backend: str | None = None) -> jax.Array:
   """Bit-exact OU crossbar conv (the `ou` fidelity) in the integer domain; see the module doc.
 
   `y = sum_{cin,j,s} ADC(P[pixel,cin,cout,j,s]) * 2^(j*cell_bits + s*dac_bits) - offset`.
@@ -345,7 +347,10 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
       largest value (LSB = full_scale / (2^adc_bits - 1)), differentiable (PACT gradient).
     key: optional key for device effects: cells are programmed with `fold_in(key, 0)`
       (`program_cells`), read noise is drawn from `fold_in(key, 1)`. None = noiseless.
-    chunk_elements: memory bound, in elements, of one chunk's OU-sum tensor.
+    chunk_elements: memory bound, in elements, of one chunk's OU-sum tensor (reference path).
+    plan: an `OuPlan` from `make_ou_plan(mask, hw)`: compute only the plan's OUs (the planned
+      path, `rramjax.hardware.planned`); None runs the reference path over every kernel.
+    backend: the planned path's backend ('numba', 'pallas', 'xla'; None: the platform's).
 
   Returns:
     (N, H, W, Cout) float32 outputs, integer-valued whenever LSB is an integer.
@@ -364,7 +369,12 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
       chunk=_chunk_size(x_codes.shape, w_codes.shape[-1], hw, chunk_elements))
   lsb = jnp.asarray(adc_lsb(hw, full_scale), jnp.float32)
   x_codes = x_codes.astype(jnp.float32)
-  y = _ou_accumulate(spec, input_slices(x_codes, hw), cells, present, lsb, noise_key)
+  if plan is not None:
+    planned.check_plan(plan, w_codes.shape, hw)
+    y = planned.planned_accumulate(input_slices(x_codes, hw), cells, cell_place, lsb,
+                                   noise_key if noisy else None, plan, hw, spec.noise_lsb, backend)
+  else:
+    y = _ou_accumulate(spec, input_slices(x_codes, hw), cells, present, lsb, noise_key)
   if hw.sign_encoding == "offset":
     y = y - 2 ** (hw.weight_bits - 1) * _conv(x_codes, stored.astype(jnp.float32))
   return y

@@ -94,9 +94,21 @@ def fast_normal(key: jax.Array, shape) -> jax.Array:
     float32 array of `shape`.
   """
   shape = tuple(shape)
-  seeds = jax.random.bits(key, (2,), jnp.uint32)
   size = int(np.prod(shape, dtype=np.int64))
   index = jax.lax.iota(jnp.uint32, size).reshape(shape)
+  return fast_normal_counter(jax.random.bits(key, (2,), jnp.uint32), index)
+
+
+def fast_normal_counter(seeds: jax.Array, index: jax.Array) -> jax.Array:
+  """`fast_normal`'s sample for each uint32 counter in `index`, given its two seed words.
+
+  Args:
+    seeds: `(2,)` uint32, `jax.random.bits(key, (2,), jnp.uint32)`.
+    index: uint32 counters, any shape; equal counters give equal samples.
+
+  Returns:
+    float32 array shaped like `index`.
+  """
   h = _fmix32(_fmix32((index * jnp.uint32(0x9E3779B9)) ^ seeds[0]) ^ seeds[1])
   total = (h & 255) + ((h >> 8) & 255) + ((h >> 16) & 255) + (h >> 24)
   return (total.astype(jnp.float32) - 510.0) * (1.0 / _IRWIN_HALL_STD)

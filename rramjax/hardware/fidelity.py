@@ -69,7 +69,8 @@ def _layer_key(key, layer: int):
 
 
 def make_conv_fn(fidelity: str, hw: HardwareConfig, hw_state: HwState, key: jax.Array | None = None,
-                 *, chunk_elements: int = crossbar.DEFAULT_CHUNK_ELEMENTS) -> ConvFn:
+                 *, chunk_elements: int = crossbar.DEFAULT_CHUNK_ELEMENTS, plans=None,
+                 backend: str | None = None, compute_dtype=None) -> ConvFn:
   """Returns `conv_fn(x, kernel, mask, layer) -> y` at the given fidelity.
 
   Args:
@@ -78,6 +79,12 @@ def make_conv_fn(fidelity: str, hw: HardwareConfig, hw_state: HwState, key: jax.
     hw_state: per-layer state (see the module doc); may be traced (learned full scale).
     key: optional key for device effects ('ou' only); layer l uses `fold_in(key, l)`.
     chunk_elements: memory bound of the 'ou' model's chunks (see `crossbar_conv`).
+    plans: per conv layer, its `OuPlan` (`make_ou_plan` of the layer's concrete mask): 'ou' then
+      runs the planned path (only the mapped OUs); None runs the reference path.
+    backend: the planned path's backend (None: the platform's default).
+    compute_dtype: dtype of the 'ideal' and 'quant' convolutions' operands (e.g. bfloat16 on a
+      GPU; products accumulate in float32); None keeps float32. The 'ou' path is exact integer
+      arithmetic whatever the dtype.
 
   Returns:
     conv_fn taking x (N, H, W, Cin) float, kernel (3, 3, Cin, Cout) float (already masked),
@@ -90,18 +97,24 @@ def make_conv_fn(fidelity: str, hw: HardwareConfig, hw_state: HwState, key: jax.
   if fidelity not in FIDELITIES:
     raise ConfigError(f"fidelity must be one of {FIDELITIES}, got {fidelity!r}.")
 
+  def conv(x, kernel):
+    if compute_dtype is not None:
+      x, kernel = x.astype(compute_dtype), kernel.astype(compute_dtype)
+    return crossbar._conv(x, kernel)
+
   def conv_fn(x, kernel, mask, layer: int):
     if fidelity == "ideal":
-      return crossbar._conv(x, kernel)
+      return conv(x, kernel)
     act_scale = hw_state["act_scale"][layer]
     if fidelity == "quant":
-      return crossbar._conv(fake_quant_inputs(x, hw.input_bits, act_scale),
-                            fake_quant_weights(kernel, hw.weight_bits))
+      return conv(fake_quant_inputs(x, hw.input_bits, act_scale),
+                  fake_quant_weights(kernel, hw.weight_bits))
     x_codes, step = quantize_inputs(x, hw.input_bits, act_scale)
     w_codes, w_scale = quantize_weights(kernel, hw.weight_bits)
     y = crossbar.crossbar_conv(x_codes, w_codes, mask, hw,
                                full_scale=_layer_full_scale(hw, hw_state, layer),
-                               key=_layer_key(key, layer), chunk_elements=chunk_elements)
+                               key=_layer_key(key, layer), chunk_elements=chunk_elements,
+                               plan=None if plans is None else plans[layer], backend=backend)
     return y * (w_scale * step)
 
   return conv_fn

@@ -1,0 +1,300 @@
+"""The planned `ou` path: the crossbar computes only the OUs of the layer's mapping.
+
+`make_ou_plan(mask, hw)` turns a concrete mask into the layer's `OuPlan` (`rramjax.plan`: the
+mapper's tiles), once per phase; `crossbar_conv(..., plan=plan)` then digitises exactly the partial
+sums of those tiles. For the `pattern` scheme with `ou_rows >= 9` that is the same arithmetic as the
+reference path (every kept kernel's sum over its pattern's taps, per weight column and input slice),
+so the outputs are equal bit for bit (noise off); the `packed` scheme and smaller OUs change which
+rows an OU sums, as the mapped hardware would (docs/MODEL.md section 5).
+
+The computation runs on a padded *grid*: the input slices of a batch flattened into one row of `G`
+positions per (slice, channel), each image row followed by a zero column and each image by a zero
+row, so that tap `(dh, dw)` of every output position is the constant offset `dh*(W+1) + dw`. The
+core (OU sums, read noise, ADC, shift-and-add; its straight-through backward) has three backends
+with one contract:
+  * `numba`: fused CPU kernels (`kernels/numba_cpu.py`), the default on a CPU;
+  * `pallas`: a Pallas (Triton) GPU kernel (`kernels/pallas_gpu.py`), the default on a GPU, and
+    tested on the CPU in Pallas's interpret mode;
+  * `xla`: plain jax.numpy, the fallback elsewhere (and without numba).
+Read noise follows `fast_normal`'s law with one counter per (tile, column, slice, position): the
+same law as the reference path, other draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rramjax.errors import ConfigError
+from rramjax.hardware.config import HardwareConfig
+from rramjax.plan import POSITIONS, OuPlan, make_plan
+
+BACKENDS = ("numba", "pallas", "xla")
+
+
+def make_ou_plan(mask, hw: HardwareConfig | None = None, *, scheme: str = "pattern",
+                 filter_order: str = "given") -> OuPlan:
+  """The OU plan of one layer for `crossbar_conv(..., plan=...)`: the mapper's tiles.
+
+  Args:
+    mask: concrete `(3, 3, Cin, Cout)` mask (nonzero = kept); not a traced array.
+    hw: hardware config (OU shape, columns per weight); paper defaults when None.
+    scheme: 'pattern' (the paper's kernel reordering) or 'packed' (column groups).
+    filter_order: the packed scheme's filter order, 'given' or 'greedy'.
+
+  Returns:
+    The `rramjax.plan.OuPlan`.
+
+  Raises:
+    ConfigError: a traced mask, or an unknown scheme or filter order.
+  """
+  if isinstance(mask, jax.core.Tracer):
+    raise ConfigError("make_ou_plan needs a concrete mask: build the plan outside jit, once per "
+                      "phase (the masks are fixed while it is used).")
+  return make_plan(np.asarray(mask), hw or HardwareConfig(), scheme, filter_order)
+
+
+def default_backend() -> str:
+  """'numba' on a CPU when numba imports, 'pallas' on a GPU, else 'xla'."""
+  platform = jax.default_backend()
+  if platform == "gpu":
+    return "pallas"
+  if platform == "cpu":
+    try:
+      import numba  # pylint: disable=g-import-not-at-top,unused-import
+      return "numba"
+    except ImportError:
+      return "xla"
+  return "xla"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Grid:
+  """The padded position grid of a batch `(N, H, W)` (see the module doc)."""
+  n: int
+  h: int
+  w: int
+
+  @property
+  def row(self) -> int:
+    return self.w + 1
+
+  @property
+  def size(self) -> int:
+    return self.n * (self.h + 1) * self.row
+
+  @property
+  def lead(self) -> int:
+    return self.row + 1
+
+  def offset(self, taps: np.ndarray) -> np.ndarray:
+    return (taps // 3 - 1) * self.row + (taps % 3 - 1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spec:
+  """Static arguments of the planned core (hashed by identity)."""
+  backend: str
+  rc: np.ndarray       # (T, R) input channel of each tile row
+  roff: np.ndarray     # (T, R) grid offset of each tile row
+  nrows: np.ndarray    # (T,)
+  cf: np.ndarray       # (T, C) filter of each tile column
+  cj: np.ndarray       # (T, C) weight column j of each tile column
+  ncols: np.ndarray    # (T,)
+  place: np.ndarray    # (S, wc) int32 shift-and-add weights
+  max_code: int
+  cout: int
+  grid: Grid
+
+
+def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place) -> Spec:
+  rows, cols, wc = plan.tile_rows, plan.tile_cols, plan.columns_per_weight
+  taps = np.where(rows >= 0, rows % POSITIONS, 4)
+  place = np.asarray([[2 ** (s * hw.dac_bits) * p for p in cell_place]
+                      for s in range(hw.input_slices)], np.int32)
+  return Spec(backend=backend, rc=np.where(rows >= 0, rows // POSITIONS, 0).astype(np.int64),
+              roff=grid.offset(taps).astype(np.int64), nrows=plan.rows_per_tile.astype(np.int64),
+              cf=np.where(cols >= 0, cols // wc, 0).astype(np.int64),
+              cj=np.where(cols >= 0, cols % wc, 0).astype(np.int64),
+              ncols=plan.cols_per_tile.astype(np.int64), place=place,
+              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid)
+
+
+# The three backends: forward `(x, cellmat, lsb, seeds, noise) -> int32 (cout, G)` and backward
+# `(..., g) -> (gx, gcell, g_lsb)`.
+def _numba_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+  from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
+
+  def run(x, cellmat, lsb, seeds, noise):
+    with numba_cpu.LOCK:
+      return numba_cpu.ou_forward(
+          np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
+          spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
+          np.asarray(seeds, np.uint32), np.float32(noise), spec.cout, spec.grid.lead, spec.grid.size,
+          numba_cpu.chunk_size(spec.grid.size))
+
+  out = jax.ShapeDtypeStruct((spec.cout, spec.grid.size), jnp.int32)
+  return jax.pure_callback(run, out, x, cellmat, lsb, seeds, noise, vmap_method="sequential")
+
+
+def _numba_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+  from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
+
+  def run(x, cellmat, lsb, seeds, noise, g):
+    with numba_cpu.LOCK:
+      gx, gcell, glsb = numba_cpu.ou_backward(
+          np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
+          spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
+          np.asarray(seeds, np.uint32), np.float32(noise), spec.grid.lead, spec.grid.size,
+          numba_cpu.chunk_size(spec.grid.size), np.asarray(g, np.float32))
+    return gx, gcell, np.float32(glsb)
+
+  out = (jax.ShapeDtypeStruct(x.shape, jnp.float32), jax.ShapeDtypeStruct(cellmat.shape, jnp.float32),
+         jax.ShapeDtypeStruct((), jnp.float32))
+  return jax.pure_callback(run, out, x, cellmat, lsb, seeds, noise, g, vmap_method="sequential")
+
+
+def _xla_sums(spec: Spec, x, cellmat, seeds, noise):
+  """Analog sums `(S, T, C, G)` of every tile column (plain jax.numpy; memory ~ S*T*R*G)."""
+  from rramjax.hardware.faults import fast_normal_counter  # pylint: disable=g-import-not-at-top
+  grid = spec.grid
+  index = grid.lead + spec.roff[..., None] + np.arange(grid.size)        # (T, R, G)
+  rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
+  sums = jnp.einsum("strg,trc->stcg", rows, cellmat)
+  s, t, c, g = sums.shape
+  counter = ((np.arange(t)[:, None] * c + np.arange(c)) * s)[None, :, :, None] \
+      + np.arange(s)[:, None, None, None]
+  counter = (counter.astype(np.uint64) * g + np.arange(g)).astype(np.uint32)
+  return sums + noise * fast_normal_counter(seeds, jnp.asarray(counter))
+
+
+def _columns_valid(spec: Spec) -> np.ndarray:
+  return np.arange(spec.cf.shape[1]) < spec.ncols[:, None]                # (T, C)
+
+
+def _xla_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+  code = jnp.clip(jnp.floor(_xla_sums(spec, x, cellmat, seeds, noise) / lsb + 0.5), 0, spec.max_code)
+  place = spec.place[:, spec.cj] * _columns_valid(spec)                   # (S, T, C)
+  contrib = code.astype(jnp.int32) * jnp.asarray(place, jnp.int32)[..., None]
+  per_column = jnp.sum(contrib, axis=0).reshape(-1, spec.grid.size)      # (T*C, G)
+  return jax.ops.segment_sum(per_column, spec.cf.ravel(), num_segments=spec.cout)
+
+
+def _xla_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+  sums = _xla_sums(spec, x, cellmat, seeds, noise)
+  code = jnp.floor(sums / lsb + 0.5)
+  place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
+  g_place = g[spec.cf][None] * place                                     # (S, T, C, G)
+  gs = jnp.where((code >= 0) & (code <= spec.max_code), g_place, 0.0)
+  g_lsb = spec.max_code * jnp.sum(jnp.where(code > spec.max_code, g_place, 0.0))
+  grid = spec.grid
+  index = grid.lead + spec.roff[..., None] + np.arange(grid.size)
+  rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
+  gcell = jnp.einsum("stcg,strg->trc", gs, rows)
+  g_rows = jnp.einsum("stcg,trc->strg", gs, cellmat)
+  gx = jnp.zeros_like(x).at[:, spec.rc[..., None], index].add(g_rows)
+  return gx, gcell, g_lsb
+
+
+def _pallas_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+  from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
+  return pallas_gpu.ou_forward(spec, x, cellmat, lsb, seeds, noise)
+
+
+def _pallas_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+  from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
+  return pallas_gpu.ou_backward(spec, x, cellmat, lsb, seeds, noise, g)
+
+
+_FORWARD = {"numba": _numba_forward, "xla": _xla_forward, "pallas": _pallas_forward}
+_BACKWARD = {"numba": _numba_backward, "xla": _xla_backward, "pallas": _pallas_backward}
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _core(spec: Spec, x, cellmat, lsb, seeds, noise):
+  """`lsb * sum(place * ADC code)` on the grid `(cout, G)`, float32 (the crossbar before offset)."""
+  acc = _FORWARD[spec.backend](spec, x, cellmat, lsb, seeds, noise)
+  return acc.astype(jnp.float32) * lsb
+
+
+def _core_fwd(spec, x, cellmat, lsb, seeds, noise):
+  return _core(spec, x, cellmat, lsb, seeds, noise), (x, cellmat, lsb, seeds, noise)
+
+
+def _core_bwd(spec, res, g):
+  x, cellmat, lsb, seeds, noise = res
+  gx, gcell, g_lsb = _BACKWARD[spec.backend](spec, x, cellmat, lsb, seeds, noise, g)
+  return gx, gcell, jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype), None, None
+
+
+_core.defvjp(_core_fwd, _core_bwd)
+
+
+def _to_grid(x_slices, grid: Grid):
+  """`(N, H, W, Cin, S)` slices -> `(S, Cin, G + 2*lead)` on the padded grid."""
+  xt = jnp.transpose(x_slices, (4, 3, 0, 1, 2))
+  xt = jnp.pad(xt, ((0, 0), (0, 0), (0, 0), (0, 1), (0, 1)))
+  xt = xt.reshape(xt.shape[0], xt.shape[1], grid.size)
+  return jnp.pad(xt, ((0, 0), (0, 0), (grid.lead, grid.lead)))
+
+
+def _from_grid(y, grid: Grid):
+  """`(Cout, G)` on the grid -> `(N, H, W, Cout)`."""
+  y = y.reshape(y.shape[0], grid.n, grid.h + 1, grid.row)[:, :, :grid.h, :grid.w]
+  return jnp.transpose(y, (1, 2, 3, 0))
+
+
+def _tile_cells(cells, plan: OuPlan):
+  """`(T, R, C)` cell levels of every tile from HWIO cells `(3, 3, Cin, Cout, wc)`; 0 = no cell."""
+  cin, cout, wc = plan.cin, plan.cout, plan.columns_per_weight
+  flat = jnp.transpose(cells.reshape(POSITIONS, cin, cout * wc), (1, 0, 2)).reshape(-1, cout * wc)
+  flat = jnp.pad(flat, ((0, 1), (0, 1)))
+  rows = np.where(plan.tile_rows >= 0, plan.tile_rows, POSITIONS * cin)
+  cols = np.where(plan.tile_cols >= 0, plan.tile_cols, cout * wc)
+  return flat[rows[:, :, None], cols[:, None, :]]
+
+
+def check_plan(plan: OuPlan, w_shape, hw: HardwareConfig) -> None:
+  """ConfigError unless `plan` was made for a layer of this shape and column layout."""
+  if not isinstance(plan, OuPlan):
+    raise ConfigError(f"plan must come from make_ou_plan, got {type(plan).__name__}.")
+  if (plan.cin, plan.cout) != tuple(w_shape[2:]) or plan.columns_per_weight != hw.columns_per_weight:
+    raise ConfigError(
+        f"The OU plan ({plan.cin}->{plan.cout} channels, {plan.columns_per_weight} columns per "
+        f"weight) does not fit this layer ({w_shape[2]}->{w_shape[3]}, "
+        f"{hw.columns_per_weight}): make it with make_ou_plan(mask, hw) for this layer.")
+
+
+def planned_accumulate(x_slices, cells, cell_place, lsb, noise_key, plan: OuPlan,
+                       hw: HardwareConfig, noise_lsb: float, backend: str | None = None):
+  """`sum over the plan's OU columns of place * ADC(sum)` as `(N, H, W, Cout)` float32.
+
+  The planned counterpart of the reference path's accumulation (before the digital offset).
+
+  Args:
+    x_slices: `(N, H, W, Cin, S)` input slices (straight-through, from `input_slices`).
+    cells: `(3, 3, Cin, Cout, wc)` cell levels (from `weight_cells`, possibly programmed).
+    cell_place: the `wc` column weights (`+-2^(j*cell_bits)`).
+    lsb: ADC step (float32 scalar, differentiable for a learned full scale).
+    noise_key: key of the read noise, or None.
+    plan: the layer's `OuPlan`.
+    hw: hardware config.
+    noise_lsb: read-noise std in LSB (0 = off).
+    backend: 'numba', 'pallas' or 'xla'; None picks `default_backend()`.
+  """
+  backend = backend or default_backend()
+  if backend not in BACKENDS:
+    raise ConfigError(f"crossbar backend must be one of {BACKENDS}, got {backend!r}.")
+  n, h, w = x_slices.shape[:3]
+  grid = Grid(n, h, w)
+  spec = _spec(plan, hw, grid, backend, cell_place)
+  noisy = noise_key is not None and noise_lsb > 0
+  seeds = jax.random.bits(noise_key, (2,), jnp.uint32) if noisy else jnp.zeros((2,), jnp.uint32)
+  noise = (jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32)
+  y = _core(spec, _to_grid(x_slices, grid), _tile_cells(cells, plan), lsb, seeds,
+            jax.lax.stop_gradient(noise))
+  return _from_grid(y, grid)
