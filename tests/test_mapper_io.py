@@ -64,7 +64,7 @@ def test_reports_json_csv_table_and_plots(tmp_path):
   text = format_table(report)
   assert "conv_01" in text and "conv total" in text and "fc" in text
   data = json.loads(open(write_json(report, tmp_path / "r.json")).read())
-  assert data["schema"] == "rramjax.mapper.report/1"
+  assert data["schema"] == "rramjax.mapper.report/2"
   assert "placement" not in data["layers"][0]["pattern"]
   assert data["totals"]["pattern"]["arrays"] == report["totals"]["pattern"]["arrays"]
   rows = list(csv.DictReader(open(write_csv(report, tmp_path / "r.csv"))))
