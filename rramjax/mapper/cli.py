@@ -130,8 +130,8 @@ def run_map(args: argparse.Namespace, masks_file=None) -> int:
                     "--workdir or an .npz of masks.")
   if masks_file is None:
     masks_file = os.path.join(args.masks, RUN_MASKS) if os.path.isdir(args.masks) else args.masks
-  names, masks, stored = load_mask_file(masks_file)
   hw, mapper = _settings(args)
+  names, masks, stored = load_mask_file(masks_file)
   report = map_run(masks, _out_hw(args, stored, len(masks)), hw, mapper, names=names)
   os.makedirs(args.out, exist_ok=True)
   print(format_table(report))
