@@ -391,3 +391,11 @@ def test_bad_options_raise_config_error(kwargs, message):
 def test_bad_mapper_config_raises_config_error(kwargs, message):
   with pytest.raises(ConfigError, match=message):
     MapperConfig(**kwargs)
+
+
+@pytest.mark.parametrize("module", ["rramjax.mapper.cost", "rramjax.plan"])
+def test_docstring_examples(module):
+  import doctest  # pylint: disable=g-import-not-at-top
+  import importlib  # pylint: disable=g-import-not-at-top
+  results = doctest.testmod(importlib.import_module(module))
+  assert results.attempted > 0 and results.failed == 0

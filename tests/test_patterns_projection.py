@@ -166,3 +166,10 @@ def test_bad_granularity_raises():
     project_to_library(_layer(0, 2, 2), (16,), granularity="filter")
   with pytest.raises(ConfigError, match="group_size"):
     prune_layer(_layer(0, 2, 2), (16,), 0.5, granularity="ou_group", group_size=0)
+
+
+def test_docstring_examples():
+  import doctest  # pylint: disable=g-import-not-at-top
+  from rramjax.patterns import projection  # pylint: disable=g-import-not-at-top
+  results = doctest.testmod(projection)
+  assert results.attempted > 0 and results.failed == 0

@@ -153,12 +153,7 @@ def project_to_library(w, library, granularity: str = "kernel", group_size: int 
     >>> np.asarray(per_kernel)[0, 0, 0].tolist(), np.asarray(per_group)[0, 0, 0].tolist()
     ([0.0, 1.0], [1.0, 1.0])
   """
-  check_conv_kernel(w)
-  check_granularity(granularity, group_size)
-  patterns = as_library_matrix(library)
-  if granularity == "kernel":
-    return _project_layer(jnp.asarray(w), patterns)
-  return _project_groups(jnp.asarray(w), patterns, int(group_size))
+  return _at_granularity(_project_layer, _project_groups, w, library, granularity, group_size)
 
 
 def projection_choice(w, library, granularity: str = "kernel", group_size: int = 4):
@@ -173,9 +168,14 @@ def projection_choice(w, library, granularity: str = "kernel", group_size: int =
     int32 `(Cin, Cout)` for 'kernel': argmax_k |W_(c,f)|^2 . P[k] (first on ties), -1 for all-zero
     kernels; `(Cin, ceil(Cout / group_size))` per (channel, group) for 'ou_group'.
   """
+  return _at_granularity(_choose_layer, _choose_groups, w, library, granularity, group_size)
+
+
+def _at_granularity(per_kernel, per_group, w, library, granularity, group_size):
+  """Checks the arguments and calls `per_kernel(w, P)` or `per_group(w, P, group_size)`."""
   check_conv_kernel(w)
   check_granularity(granularity, group_size)
   patterns = as_library_matrix(library)
   if granularity == "kernel":
-    return _choose_layer(jnp.asarray(w), patterns)
-  return _choose_groups(jnp.asarray(w), patterns, int(group_size))
+    return per_kernel(jnp.asarray(w), patterns)
+  return per_group(jnp.asarray(w), patterns, int(group_size))
