@@ -62,8 +62,11 @@ def masks_to_codes(rows) -> np.ndarray:
 
 def kernel_patterns(mask) -> np.ndarray:
   """The 9-bit pattern code of every kernel of a `(3, 3, Cin, Cout)` mask: `(Cin, Cout)` int64, 0 = removed."""
-  kept = (np.asarray(mask) != 0).reshape(POSITIONS, *np.shape(mask)[2:]).astype(np.int64)
-  return np.tensordot(POSITION_BITS, kept, axes=1)
+  kept = (np.asarray(mask) != 0).reshape(POSITIONS, -1)
+  codes = np.zeros(kept.shape[1], np.int64)
+  for position in range(POSITIONS):  # nine vector ops beat a matmul over an int64 copy of the mask
+    codes |= kept[position].astype(np.int64) << position
+  return codes.reshape(np.shape(mask)[2:])
 
 
 def pattern_taps(code: int) -> np.ndarray:
@@ -257,8 +260,8 @@ def _grid(first: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray,
   return first[:, None] + offset, offset < count[:, None]
 
 
-def _pattern_tiles(mask, hw):
-  blocks, wc = pattern_blocks(mask), hw.columns_per_weight
+def _pattern_tiles(codes, hw):
+  blocks, wc = blocks_of_codes(codes), hw.columns_per_weight
   group, row0, rows, col0, cols = cut_groups(blocks.size, blocks.count * wc, hw)
   r_index, r_valid = _grid(row0, rows, rows.max(initial=0))
   taps = TAPS[blocks.pattern[group][:, None], np.minimum(r_index, POSITIONS - 1)]
@@ -319,13 +322,14 @@ def make_plan(mask, hw: HardwareConfig | None = None, scheme: str = "pattern",
   if scheme not in SCHEMES:
     raise ConfigError(f"scheme must be one of {SCHEMES}, got {scheme!r}.")
   mask = check_mask(mask)
+  codes = kernel_patterns(mask)
   if scheme == "pattern":
     perm = np.arange(mask.shape[3])
-    tile_rows, tile_cols, group = _pattern_tiles(mask, hw)
+    tile_rows, tile_cols, group = _pattern_tiles(codes, hw)
   else:
     perm = filter_order(mask, hw, order)
     tile_rows, tile_cols, group = _packed_tiles(mask, hw, perm)
   return OuPlan(scheme=scheme, cin=mask.shape[2], cout=mask.shape[3],
                 columns_per_weight=hw.columns_per_weight, tile_rows=tile_rows.astype(np.int64),
                 tile_cols=tile_cols.astype(np.int64), tile_group=group.astype(np.int64),
-                order=perm, codes=kernel_patterns(mask))
+                order=perm, codes=codes)
