@@ -43,7 +43,8 @@ def _map(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
   from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
   masks_file = None
-  if mapper_cli.is_run_folder(args.masks) and not os.path.isfile(os.path.join(args.masks, mapper_cli.RUN_MASKS)):
+  run_masks = os.path.join(args.masks, mapper_cli.RUN_MASKS)
+  if mapper_cli.is_run_folder(args.masks) and not os.path.isfile(run_masks):
     # An unfinished run: its masks come from its newest (checksum-verified) checkpoint.
     from rramjax.train.export import export_masks  # pylint: disable=g-import-not-at-top
     os.makedirs(args.out, exist_ok=True)

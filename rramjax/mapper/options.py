@@ -61,7 +61,8 @@ class CostModel:
 
   def validate(self, where: str) -> None:
     """Raises ConfigError naming `where.key` for a bad option."""
-    _check(self.ou_energy in OU_ENERGY, f"{where}.ou_energy", f"use one of {OU_ENERGY}, got {self.ou_energy!r}.")
+    _check(self.ou_energy in OU_ENERGY, f"{where}.ou_energy",
+           f"use one of {OU_ENERGY}, got {self.ou_energy!r}.")
     _check(self.adc_energy in ADC_ENERGY, f"{where}.adc_energy",
            f"use one of {ADC_ENERGY}, got {self.adc_energy!r}.")
     _check(_positive_number(self.adc_energy_per_bit_factor), f"{where}.adc_energy_per_bit_factor",

@@ -150,7 +150,8 @@ def format_table(report: dict) -> str:
   for layer in report["extra_layers"]:
     base = layer["baseline"]
     lines.append(f"{layer['name']:<11} (extra, baseline mapping) {layer['rows']}->{layer['cout']}: "
-                 f"{base['arrays']} arrays, {base['energy_pj'] / 1e6:.2f} uJ, {base['latency_s'] * 1e3:.3f} ms")
+                 f"{base['arrays']} arrays, {base['energy_pj'] / 1e6:.2f} uJ, "
+                 f"{base['latency_s'] * 1e3:.3f} ms")
   if report["extra_layers"]:
     lines += [""] + _totals_table("network", report["network_totals"], report)
   lines.append(f"cost model: {_cost_line(report)}; OU cycle {report['ou_cycle_s'] * 1e9:.1f} ns; "
