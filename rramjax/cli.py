@@ -42,12 +42,15 @@ def _add_map(sub):
 def _map(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
   from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
-  if os.path.isdir(args.masks):  # a run folder: its newest checkpoint's masks
+  masks_file = None
+  run_masks = os.path.join(args.masks, mapper_cli.RUN_MASKS)
+  if mapper_cli.is_run_folder(args.masks) and not os.path.isfile(run_masks):
+    # An unfinished run: its masks come from its newest (checksum-verified) checkpoint.
     from rramjax.train.export import export_masks  # pylint: disable=g-import-not-at-top
     os.makedirs(args.out, exist_ok=True)
-    args.masks = str(export_masks(args.masks, os.path.join(args.out, "masks.npz")))
-    print(f"masks of the newest checkpoint written to {args.masks}")
-  return mapper_cli.run_map(args) or 0
+    masks_file = export_masks(args.masks, os.path.join(args.out, mapper_cli.RUN_MASKS))
+    print(f"the run has no {mapper_cli.RUN_MASKS} yet: its newest checkpoint's masks written to {masks_file}")
+  return mapper_cli.run_map(args, masks_file) or 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from rramjax.errors import ConfigError
 from rramjax.hardware.config import HardwareConfig
+from rramjax.mapper.options import MapperConfig
 
 FIDELITIES = ("ideal", "quant", "ou")
 
@@ -113,8 +114,13 @@ class PruneConfig:
   rho_growth: float = 1.5
   rho_max: float = 0.5
   admm_update_every: int = 0           # steps between Z/Y/dual updates (0: once per epoch)
+  # 'kernel': every kernel picks its own pattern; 'ou_group': the filters of one column group of the
+  # packed mapping (hardware.ou_cols // columns_per_weight filters, in order) share each input
+  # channel's pattern and are removed together.
+  granularity: str = "kernel"
 
   def validate(self, p):
+    _check(self.granularity in ("kernel", "ou_group"), f"{p}.granularity", "use kernel or ou_group.")
     _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
            "use greedy, patdnn or patdnn_default.")
     _check(self.allocation in ("uniform", "first_dense", "erk"), f"{p}.allocation",
@@ -163,7 +169,7 @@ class CrossbarConfig:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
-             "crossbar": CrossbarConfig}
+             "crossbar": CrossbarConfig, "mapper": MapperConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +182,7 @@ class Config:
   prune: PruneConfig
   crossbar: CrossbarConfig
   hardware: HardwareConfig
+  mapper: MapperConfig  # the mapping the run reports and its cost model (rramjax.mapper.options)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

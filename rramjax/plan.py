@@ -62,8 +62,11 @@ def masks_to_codes(rows) -> np.ndarray:
 
 def kernel_patterns(mask) -> np.ndarray:
   """The 9-bit pattern code of every kernel of a `(3, 3, Cin, Cout)` mask: `(Cin, Cout)` int64, 0 = removed."""
-  kept = (np.asarray(mask) != 0).reshape(POSITIONS, *np.shape(mask)[2:]).astype(np.int64)
-  return np.tensordot(POSITION_BITS, kept, axes=1)
+  kept = (np.asarray(mask) != 0).reshape(POSITIONS, -1)
+  codes = np.zeros(kept.shape[1], np.int64)
+  for position in range(POSITIONS):  # nine vector ops beat a matmul over an int64 copy of the mask
+    codes |= kept[position].astype(np.int64) << position
+  return codes.reshape(np.shape(mask)[2:])
 
 
 def pattern_taps(code: int) -> np.ndarray:
@@ -112,7 +115,12 @@ def pattern_blocks(mask) -> Blocks:
 
   Blocks come ordered by channel, then pattern code; all-zero kernels belong to no block.
   """
-  codes = kernel_patterns(mask)
+  return blocks_of_codes(kernel_patterns(mask))
+
+
+def blocks_of_codes(codes) -> Blocks:
+  """The pattern blocks of a layer given its `(Cin, Cout)` kernel pattern codes (0 = removed)."""
+  codes = np.asarray(codes, np.int64)
   cout = codes.shape[1]
   flat = codes.ravel()
   kept = np.flatnonzero(flat)
@@ -144,24 +152,30 @@ def filter_order(mask, hw: HardwareConfig, order: str = "given") -> np.ndarray:
   cout = mask.shape[3]
   if order == "given":
     return np.arange(cout)
-  rows = mask.reshape(-1, cout).T.astype(np.float32)        # (Cout, 9*Cin): kept rows per filter
-  size, left, out = rows.sum(1), np.ones(cout, bool), []
-  group = _group_size(hw)
-  while left.any():
-    first = int(np.flatnonzero(left)[0])
+  rows = np.ascontiguousarray(mask.reshape(-1, cout).T)     # (Cout, 9*Cin): kept rows per filter
+  by_row = np.ascontiguousarray(rows.T, np.float32)         # (9*Cin, Cout): fast row gathers
+  size, left, out = by_row.sum(axis=0), np.ones(cout, bool), []
+  group = column_group_size(hw)
+  for first in range(cout):
+    if not left[first]:
+      continue
     left[first] = False
-    members, needed = [first], rows[first] > 0
+    # overlap[i] = rows filter i shares with the group (exact counts in float32).
+    members, needed, overlap = [first], rows[first].copy(), by_row[rows[first]].sum(axis=0)
     while len(members) < group and left.any():
-      growth = np.where(left, size - rows @ needed, np.inf)  # new rows each candidate would add
+      growth = np.where(left, size - overlap, np.inf)      # new rows each candidate would add
       best = int(np.argmin(growth))
       left[best] = False
       members.append(best)
-      needed |= rows[best] > 0
+      added = rows[best] & ~needed
+      needed |= added
+      overlap += by_row[added].sum(axis=0)                  # keeps overlap = rows @ needed
     out += members
   return np.asarray(out, np.int64)
 
 
-def _group_size(hw: HardwareConfig) -> int:
+def column_group_size(hw: HardwareConfig) -> int:
+  """Filters per column group of the packed mapping: `g = max(1, floor(ou_cols / wc))` (4 by default)."""
   return max(1, hw.ou_cols // hw.columns_per_weight)
 
 
@@ -225,7 +239,7 @@ def _rank_in_group(counts: np.ndarray) -> np.ndarray:
   return np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - counts, counts)
 
 
-def _cut(num_rows: np.ndarray, num_cols: np.ndarray, hw: HardwareConfig):
+def cut_groups(num_rows: np.ndarray, num_cols: np.ndarray, hw: HardwareConfig):
   """Tiles of groups of `num_rows x num_cols`: (group, first row, rows, first col, cols) per tile.
 
   A group's tiles are contiguous, row chunk major.
@@ -246,9 +260,9 @@ def _grid(first: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray,
   return first[:, None] + offset, offset < count[:, None]
 
 
-def _pattern_tiles(mask, hw):
-  blocks, wc = pattern_blocks(mask), hw.columns_per_weight
-  group, row0, rows, col0, cols = _cut(blocks.size, blocks.count * wc, hw)
+def _pattern_tiles(codes, hw):
+  blocks, wc = blocks_of_codes(codes), hw.columns_per_weight
+  group, row0, rows, col0, cols = cut_groups(blocks.size, blocks.count * wc, hw)
   r_index, r_valid = _grid(row0, rows, rows.max(initial=0))
   taps = TAPS[blocks.pattern[group][:, None], np.minimum(r_index, POSITIONS - 1)]
   tile_rows = np.where(r_valid, POSITIONS * blocks.channel[group][:, None] + taps, -1)
@@ -260,17 +274,19 @@ def _pattern_tiles(mask, hw):
 
 
 def _packed_tiles(mask, hw, order):
-  wc, cout, size = hw.columns_per_weight, mask.shape[3], _group_size(hw)
+  wc, cout, size = hw.columns_per_weight, mask.shape[3], column_group_size(hw)
   # (9*Cin, Cout) with row 9*c + t (HWIO reshapes t-major, so swap to channel-major).
   kept = mask.reshape(POSITIONS, -1, cout).transpose(1, 0, 2).reshape(-1, cout)
   groups = -(-cout // size)
   members = np.full(groups * size, -1, np.int64)
   members[:cout] = order
   members = members.reshape(groups, size)
-  needed = np.stack([kept[:, m[m >= 0]].any(axis=1) for m in members])   # (G, 9*Cin)
+  # Padding members (-1) read an all-False column appended to `kept`.
+  padded = np.concatenate([kept, np.zeros((len(kept), 1), bool)], axis=1)
+  needed = padded[:, members].any(axis=2).T                               # (G, 9*Cin)
   group_of, row_of = np.nonzero(needed)                                   # group-major, rows ascending
   counts = np.bincount(group_of, minlength=groups)
-  group, row0, rows, col0, cols = _cut(counts, np.sum(members >= 0, axis=1) * wc, hw)
+  group, row0, rows, col0, cols = cut_groups(counts, np.sum(members >= 0, axis=1) * wc, hw)
   r_index, r_valid = _grid(row0, rows, rows.max(initial=0))
   starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
   flat = np.minimum(starts[group][:, None] + r_index, max(len(row_of) - 1, 0))
@@ -306,13 +322,14 @@ def make_plan(mask, hw: HardwareConfig | None = None, scheme: str = "pattern",
   if scheme not in SCHEMES:
     raise ConfigError(f"scheme must be one of {SCHEMES}, got {scheme!r}.")
   mask = check_mask(mask)
+  codes = kernel_patterns(mask)
   if scheme == "pattern":
     perm = np.arange(mask.shape[3])
-    tile_rows, tile_cols, group = _pattern_tiles(mask, hw)
+    tile_rows, tile_cols, group = _pattern_tiles(codes, hw)
   else:
     perm = filter_order(mask, hw, order)
     tile_rows, tile_cols, group = _packed_tiles(mask, hw, perm)
   return OuPlan(scheme=scheme, cin=mask.shape[2], cout=mask.shape[3],
                 columns_per_weight=hw.columns_per_weight, tile_rows=tile_rows.astype(np.int64),
                 tile_cols=tile_cols.astype(np.int64), tile_group=group.astype(np.int64),
-                order=perm, codes=kernel_patterns(mask))
+                order=perm, codes=codes)

@@ -116,3 +116,30 @@ def test_mismatched_layers_raise():
     admm_init(_kernels(0), LIBRARIES[:1], KEEP)
   with pytest.raises(ConfigError, match=r"\(0, 1\]"):
     admm_init(_kernels(0), LIBRARIES, [1.0, 0.0])
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_group_admm_projects_onto_shared_patterns_and_group_connectivity(seed):
+  g = 4
+  kernels = _kernels(seed)
+  state = admm_init(kernels, LIBRARIES, KEEP, granularity="ou_group", group_size=g)
+  new = admm_update([w * 1.1 for w in kernels], state, LIBRARIES, KEEP, granularity="ou_group", group_size=g)
+  pruned, masks = admm_hard_prune(kernels, LIBRARIES, KEEP, granularity="ou_group", group_size=g)
+  for w, z, y, mask, lib, keep in zip(kernels, new.z, new.y, masks, LIBRARIES, KEEP):
+    cin, cout = w.shape[2:]
+    for array in (z, mask):  # Z and the final masks: a group's kernels at a channel share a pattern
+      codes = np.asarray(pattern_codes(array)).reshape(cin, cout // g, g)
+      assert np.all(codes == codes[..., :1]) and set(codes.reshape(-1).tolist()) <= set(lib) | {0}
+    alive = np.asarray(jnp.any(y != 0, axis=(0, 1))).reshape(cin, cout // g, g)
+    assert np.all(alive == alive[..., :1])  # Y drops an input channel for a whole group
+    assert alive[..., 0].sum() == num_kept_kernels(cin * cout // g, keep)
+  np.testing.assert_array_equal(masks[1], prune_layer(kernels[1], LIBRARIES[1], KEEP[1], "ou_group", g))
+
+
+def test_group_admm_update_jits():
+  kernels = _kernels(5)
+  state = admm_init(kernels, LIBRARIES, KEEP, "ou_group", 4)
+  step = jax.jit(lambda k, s, libs: admm_update(k, s, libs, KEEP, "ou_group", 4))
+  chex.assert_trees_all_close(step(kernels, state, library_matrices(LIBRARIES)),
+                              admm_update(kernels, state, LIBRARIES, KEEP, "ou_group", 4), atol=1e-6)

@@ -98,3 +98,32 @@ def test_no_surviving_kernel_raises():
     extract_library_patdnn(np.zeros((3, 3, 2, 2)), 2)
   with pytest.raises(ConfigError, match="kernel_mask"):
     extract_library_patdnn(_layer(0, 2, 2), 2, kernel_mask=np.ones((3, 3)))
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), SHAPES, st.sampled_from([2, 4]))
+def test_group_energies_are_what_the_group_projection_keeps(seed, shape, g):
+  """The library objective at OU-group granularity is the squared weight the group projection keeps."""
+  from rramjax.patterns import project_to_library  # pylint: disable=g-import-not-at-top
+  cin, cout = shape
+  w = _layer(seed, cin, cout)
+  w[..., 0, :] = 0.0  # channel 0 pruned everywhere: its groups do not survive
+  energy = surviving_energy(w, granularity="ou_group", group_size=g)
+  assert energy.shape == ((cin - 1) * -(-cout // g), 9)
+  np.testing.assert_allclose(energy.sum(), np.sum(w ** 2))
+  library = extract_library_greedy(w, 3, sizes=4, granularity="ou_group", group_size=g)
+  projected, _ = project_to_library(w.astype(np.float32), library, granularity="ou_group", group_size=g)
+  assert library_objective(energy, library) == pytest.approx(float(np.sum(np.square(projected))), rel=1e-5)
+  patdnn = extract_library_patdnn(w, 3, k=4, granularity="ou_group", group_size=g)
+  assert library_objective(energy, library) >= library_objective(energy, patdnn) * (1 - 1e-9)
+
+
+def test_group_votes_count_groups_not_kernels():
+  rng = np.random.default_rng(1)
+  # Filters 0-3 (one group of 4) vote for positions (0, 1); filters 4, 5 (a second group) for (4, 8):
+  # per kernel (0, 1) wins 4 to 2, per group it is 1 to 1 and the lower code wins the tie.
+  votes = [(0, 1)] * 4 + [(4, 8)] * 2
+  w = np.stack([_kernel_with_top(p, rng) for p in votes], axis=-1)[:, :, None, :]
+  assert extract_library_patdnn(w, 1, k=2) == (0b11,)
+  assert len(surviving_energy(w, granularity="ou_group", group_size=4)) == 2
+  assert set(extract_library_patdnn(w, 2, k=2, granularity="ou_group", group_size=4)) == {0b11, (1 << 4) | (1 << 8)}

@@ -89,3 +89,87 @@ def test_projection_accepts_a_library_matrix_and_is_jittable():
 def test_bad_keep_ratio_raises(ratio):
   with pytest.raises(ConfigError, match=r"\(0, 1\]"):
     connectivity_mask(_layer(0, 2, 2), ratio)
+
+
+# OU-group granularity -------------------------------------------------------------------------
+GROUP_SHAPES = st.sampled_from([(1, 1), (2, 3), (3, 8), (4, 10)])
+GROUP_SIZES = st.sampled_from([1, 2, 4])
+
+
+def _groups(cout, g):
+  return [list(range(first, min(first + g, cout))) for first in range(0, cout, g)]
+
+
+def _codes_of(mask):
+  return np.asarray(pattern_codes(np.asarray(mask)))
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), GROUP_SHAPES, SIZES, GROUP_SIZES)
+def test_group_projection_keeps_the_most_of_each_group(seed, shape, k, g):
+  cin, cout = shape
+  w, lib = _layer(seed, cin, cout, 0.3), _library(seed, k)
+  w_proj, mask = map(np.asarray, project_to_library(w, lib, granularity="ou_group", group_size=g))
+  codes = _codes_of(mask)
+  for c in range(cin):
+    for group in _groups(cout, g):
+      energy = np.sum(w[:, :, c, group].reshape(9, -1) ** 2, axis=1)
+      if not energy.any():
+        assert not codes[c, group].any()
+        continue
+      kept = [energy @ ((code >> np.arange(9)) & 1) for code in lib]
+      chosen = codes[c, group]
+      # Every kernel of the group at c shares one library pattern ...
+      assert len(set(chosen.tolist())) == 1 and chosen[0] in lib
+      # ... the one keeping at least as much of the group's squared weight as any other.
+      assert kept[lib.index(int(chosen[0]))] >= max(kept) * (1 - 1e-6)
+  np.testing.assert_array_equal(w_proj, w * mask)
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), GROUP_SHAPES, SIZES, st.floats(0.05, 1.0))
+def test_groups_of_one_filter_are_the_kernel_granularity(seed, shape, k, keep_ratio):
+  cin, cout = shape
+  w, lib = _layer(seed, cin, cout, 0.2), _library(seed + 2, k)
+  for kernel, group in zip(project_to_library(w, lib), project_to_library(w, lib, "ou_group", 1)):
+    np.testing.assert_array_equal(kernel, group)
+  np.testing.assert_array_equal(prune_layer(w, lib, keep_ratio),
+                                prune_layer(w, lib, keep_ratio, granularity="ou_group", group_size=1))
+  np.testing.assert_array_equal(projection_choice(w, lib), projection_choice(w, lib, "ou_group", 1))
+
+
+@SETTINGS
+@given(st.integers(0, 2**31 - 1), GROUP_SHAPES, SIZES, GROUP_SIZES, st.floats(0.05, 1.0))
+def test_group_pruning_shares_patterns_and_drops_channels_together(seed, shape, k, g, keep_ratio):
+  cin, cout = shape
+  w, lib = _layer(seed, cin, cout), _library(seed + 1, k)
+  mask = np.asarray(prune_layer(w, lib, keep_ratio, granularity="ou_group", group_size=g))
+  codes = _codes_of(mask)
+  groups = _groups(cout, g)
+  kept_units = 0
+  for c in range(cin):
+    for group in groups:
+      assert len(set(codes[c, group].tolist())) == 1  # one pattern for the group, or all removed
+      kept_units += bool(codes[c, group[0]])
+  assert set(codes[codes > 0].tolist()) <= set(lib)
+  assert kept_units == num_kept_kernels(cin * len(groups), keep_ratio)
+  # Connectivity alone keeps the largest (channel, group) units by L2 norm.
+  alive = np.asarray(connectivity_mask(w, keep_ratio, granularity="ou_group", group_size=g))
+  norms = np.array([[np.sum(w[:, :, c, group] ** 2) for group in groups] for c in range(cin)])
+  units = np.array([[alive[c, group[0]] for group in groups] for c in range(cin)])
+  if units.sum() < units.size:
+    assert norms[units].min() >= norms[~units].max()
+
+
+def test_bad_granularity_raises():
+  with pytest.raises(ConfigError, match="granularity"):
+    project_to_library(_layer(0, 2, 2), (16,), granularity="filter")
+  with pytest.raises(ConfigError, match="group_size"):
+    prune_layer(_layer(0, 2, 2), (16,), 0.5, granularity="ou_group", group_size=0)
+
+
+def test_docstring_examples():
+  import doctest  # pylint: disable=g-import-not-at-top
+  from rramjax.patterns import projection  # pylint: disable=g-import-not-at-top
+  results = doctest.testmod(projection)
+  assert results.attempted > 0 and results.failed == 0

@@ -1,11 +1,10 @@
-"""Pattern report, library plot and the mask npz format the mapper reads."""
+"""Pattern report and library plot (mask files: tests/test_mapper_io.py)."""
 
 import numpy as np
 import pytest
 
-from rramjax.errors import MaskError
-from rramjax.patterns import (extract_library_greedy, format_pattern_report, load_masks_npz,
-                              pattern_report, plot_libraries, prune_layer, save_masks_npz)
+from rramjax.patterns import (extract_library_greedy, format_pattern_report, pattern_report,
+                              plot_libraries, prune_layer)
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +45,3 @@ def test_plot_libraries_writes_a_png(pruned, tmp_path):
   path = plot_libraries(libraries, str(tmp_path / "libraries.png"), usage)
   with open(path, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-
-
-def test_masks_npz_round_trip(pruned, tmp_path):
-  _, masks, _ = pruned
-  path = save_masks_npz(tmp_path / "masks", masks)
-  with np.load(path) as data:
-    assert sorted(data.files) == ["conv_00", "conv_01"]
-    assert data["conv_00"].dtype == np.uint8
-  for saved, loaded in zip(masks, load_masks_npz(path)):
-    np.testing.assert_array_equal(saved, loaded)
-
-
-def test_bad_masks_raise_mask_error(tmp_path):
-  with pytest.raises(MaskError, match="only 0 and 1"):
-    save_masks_npz(tmp_path / "m.npz", [np.full((3, 3, 1, 1), 2)])
-  with pytest.raises(MaskError, match="HWIO"):
-    save_masks_npz(tmp_path / "m.npz", [np.ones((3, 3, 1))])
-  np.savez(tmp_path / "gap.npz", conv_00=np.ones((3, 3, 1, 1)), conv_02=np.ones((3, 3, 1, 1)))
-  with pytest.raises(MaskError, match="without gaps"):
-    load_masks_npz(tmp_path / "gap.npz")
-  with pytest.raises(MaskError, match="Cannot read"):
-    load_masks_npz(tmp_path / "missing.npz")

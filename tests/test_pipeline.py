@@ -104,8 +104,26 @@ def test_map_from_run_folder(smoke_run, tmp_path, capsys):
   _, workdir, summary, _, _ = smoke_run
   assert main(["map", str(workdir), "--out", str(tmp_path)]) == 0
   report = json.loads((tmp_path / "mapping.json").read_text())
-  assert report["totals"] == json.loads(json.dumps(summary["mapping"]["totals"]))
+  stored = json.loads(json.dumps(summary["mapping"]["totals"]))
+  for part in ("baseline", "pattern", "ratios"):  # the run's scheme (pattern) as the run reported it
+    assert report["totals"][part] == stored[part], part
+  assert report["schemes"] == ["pattern", "packed", "best"]  # and the others beside it
   assert "conv total" in capsys.readouterr().out
+  assert not (tmp_path / "masks.npz").exists()  # the run's own masks.npz, not a re-export
+
+
+def test_map_from_unfinished_run_exports_the_checkpoint_masks(smoke_run, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from rramjax.cli import main  # pylint: disable=g-import-not-at-top
+  _, workdir, _, state, _ = smoke_run
+  run = tmp_path / "run"
+  shutil.copytree(workdir, run)
+  (run / "masks.npz").unlink()
+  assert main(["map", str(run), "--out", str(tmp_path / "out")]) == 0
+  names, masks, out_hw = load_mask_file(tmp_path / "out" / "masks.npz")
+  for saved, live in zip(masks, state["masks"]):
+    np.testing.assert_array_equal(saved, np.asarray(live) != 0)
+  assert out_hw[:, 0].tolist() == [28, 28, 14, 14, 7, 7]
 
 
 @pytest.mark.parametrize("override, message", [

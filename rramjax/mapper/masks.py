@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rramjax.errors import MaskError
+from rramjax.errors import ConfigError, MaskError
+from rramjax.presets import conv_output_sizes
 
 OUT_HW_KEY = "out_hw"
 
@@ -150,17 +151,14 @@ def pooled_out_hw(num_layers: int, input_size: int, pool_after: Sequence[int]) -
     num_layers: number of conv layers.
     input_size: the image side (32 for CIFAR, 224 for ImageNet).
     pool_after: zero-based indices of the conv layers followed by a 2x2 max-pool
-      (VGG16: 1, 3, 6, 9, 12).
+      (VGG16: 1, 3, 6, 9, 12; `rramjax.presets.pool_after(VGG16_PLAN)`).
 
   Returns:
     `(num_layers, 2)` ints: each conv layer's output (before its pool).
   """
-  sides, side = [], int(input_size)
-  for i in range(num_layers):
-    if side < 1:
-      raise MaskError(f"Pooling after layers {list(pool_after)} shrinks a {input_size}-pixel input "
-                      f"below one pixel at conv layer {i}.")
-    sides.append(side)
-    if i in set(pool_after):
-      side //= 2
-  return np.stack([sides, sides], axis=1).astype(np.int64)
+  pools = set(pool_after)
+  plan = [entry for i in range(num_layers) for entry in ((1, "M") if i in pools else (1,))]
+  try:
+    return np.asarray(conv_output_sizes(plan, input_size), np.int64).reshape(num_layers, 2)
+  except ConfigError as err:
+    raise MaskError(f"Pooling after layers {sorted(pools)}: {err}") from err

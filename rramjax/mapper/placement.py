@@ -1,4 +1,6 @@
-"""Placement of OU tiles into crossbar arrays (DESIGN.md section 4, [choice]).
+"""Placement of a plan's OU tiles into crossbar arrays (docs/MAPPER.md, "Placement").
+
+The tiles are those of the layer's `OuPlan` (`rramjax.plan`): pattern tiles or packed tiles alike.
 
 Each array of `array_rows x array_cols` is cut into `array_cols / ou_cols` column *strips* of
 `ou_cols` columns and `array_rows` rows. A tile (at most `ou_rows x ou_cols`) takes a run of rows of
@@ -15,13 +17,14 @@ tiles (VGG16 has ~10^5 tiles).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterator
 
 import numpy as np
 
 from rramjax.hardware.config import HardwareConfig
-from rramjax.mapper.blocks import Blocks, cut_tiles, pattern_blocks, pattern_taps
 from rramjax.mapper.masks import check_conv_mask
+from rramjax.plan import Blocks, OuPlan, blocks_of_codes, make_plan
 
 
 def first_fit_decreasing(heights: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,28 +63,39 @@ def first_fit_decreasing(heights: np.ndarray, capacity: int) -> tuple[np.ndarray
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-  """Where every OU tile of one layer sits.
+  """Where every OU tile of one layer's plan sits.
 
   Attributes:
-    blocks: the layer's pattern blocks.
-    tiles: parallel int64 arrays, one entry per tile: `block`, `tap_start`, `rows`, `col_start`,
-      `cols` (see `cut_tiles`) and `array`, `strip` (inside the array), `row` (first row in the
-      array), `col` (first column in the array: `strip * ou_cols`).
+    plan: the layer's `OuPlan` (tile `t` here is the plan's tile `t`).
+    tiles: parallel int64 arrays, one entry per tile: `group` (the plan's pattern block or column
+      group; also under `block`), `rows`, `cols`, and `array`, `strip` (inside the array), `row`
+      (first row in the array), `col` (first column in the array: `strip * ou_cols`).
     array_rows, array_cols, ou_cols: the geometry it was placed on.
-    columns_per_weight: `wc`, to recover a column's filter and cell.
     num_strips: strips used (all arrays together).
   """
-  blocks: Blocks
+  plan: OuPlan
   tiles: dict
   array_rows: int
   array_cols: int
   ou_cols: int
-  columns_per_weight: int
   num_strips: int
 
   @property
+  def scheme(self) -> str:
+    return self.plan.scheme
+
+  @property
+  def columns_per_weight(self) -> int:
+    return self.plan.columns_per_weight
+
+  @functools.cached_property
+  def blocks(self) -> Blocks:
+    """The layer's pattern blocks (the pattern scheme's tile groups)."""
+    return blocks_of_codes(self.plan.codes)
+
+  @property
   def num_tiles(self) -> int:
-    return len(self.tiles["block"])
+    return self.plan.num_tiles
 
   @property
   def num_arrays(self) -> int:
@@ -91,50 +105,54 @@ class Placement:
     """OU activations per pixel and slice of each array (one per tile)."""
     return np.bincount(self.tiles["array"], minlength=self.num_arrays)
 
+  def tile_channel_tap(self, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """`(channel, tap)` of each of the tile's rows, top to bottom."""
+    return self.plan.tile_channel_tap(tile)
+
   def tile_taps(self, tile: int) -> np.ndarray:
     """Kernel positions (`3*kh + kw`) feeding the tile's rows, top to bottom."""
-    block, start = self.tiles["block"][tile], self.tiles["tap_start"][tile]
-    return pattern_taps(self.blocks.pattern[block])[start:start + self.tiles["rows"][tile]]
+    return self.plan.tile_channel_tap(tile)[1]
 
   def tile_columns(self, tile: int) -> tuple[np.ndarray, np.ndarray]:
     """`(filter, cell)` of each of the tile's columns, left to right (cell in `0..wc-1`)."""
-    block = self.tiles["block"][tile]
-    columns = self.tiles["col_start"][tile] + np.arange(self.tiles["cols"][tile])
-    filters = self.blocks.block_filters(block)
-    return filters[columns // self.columns_per_weight], columns % self.columns_per_weight
+    return self.plan.tile_filter_cell(tile)
 
   def records(self) -> Iterator[dict]:
-    """One plain dict per tile: array, strip, row, rows, col, cols, channel, pattern, taps, filters."""
+    """One plain dict per tile: array, strip, row, rows, col, cols, group, channels, taps, filters."""
     for tile in range(self.num_tiles):
-      block = self.tiles["block"][tile]
+      channels, taps = self.tile_channel_tap(tile)
       filters, _ = self.tile_columns(tile)
       yield {
           "array": int(self.tiles["array"][tile]), "strip": int(self.tiles["strip"][tile]),
           "row": int(self.tiles["row"][tile]), "rows": int(self.tiles["rows"][tile]),
           "col": int(self.tiles["col"][tile]), "cols": int(self.tiles["cols"][tile]),
-          "channel": int(self.blocks.channel[block]), "pattern": int(self.blocks.pattern[block]),
-          "taps": self.tile_taps(tile).tolist(), "filters": sorted(set(filters.tolist())),
+          "group": int(self.tiles["group"][tile]), "channels": channels.tolist(),
+          "taps": taps.tolist(), "filters": sorted(set(filters.tolist())),
       }
 
 
-def place_tiles(blocks, hw: HardwareConfig | None = None) -> Placement:
-  """Cuts a layer's pattern blocks into OU tiles and places them into arrays.
+def place_tiles(plan, hw: HardwareConfig | None = None, *, scheme: str = "pattern",
+                filter_order: str = "given") -> Placement:
+  """Places the OU tiles of a layer's plan into arrays (first-fit decreasing into strips).
 
   Args:
-    blocks: `Blocks` from `pattern_blocks`, or a `(3, 3, Cin, Cout)` mask.
-    hw: hardware config (array and OU geometry, `columns_per_weight`); paper defaults when None.
+    plan: an `OuPlan` from `rramjax.plan.make_plan`, or a `(3, 3, Cin, Cout)` mask to plan with
+      `scheme` and `filter_order`.
+    hw: hardware config (array and OU geometry); paper defaults when None. It must be the one the
+      plan was made with.
+    scheme, filter_order: for a mask: 'pattern' or 'packed', 'given' or 'greedy'.
 
   Returns:
     The `Placement` (an empty one, with no arrays, when the layer keeps nothing).
   """
   hw = hw or HardwareConfig()
-  if not isinstance(blocks, Blocks):
-    blocks = pattern_blocks(check_conv_mask(blocks))
-  tiles = cut_tiles(blocks, hw)
-  strip, row = first_fit_decreasing(tiles["rows"], hw.array_rows)
+  if not isinstance(plan, OuPlan):
+    plan = make_plan(check_conv_mask(plan), hw, scheme, filter_order)
+  rows, cols = plan.rows_per_tile, plan.cols_per_tile
+  strip, row = first_fit_decreasing(rows, hw.array_rows)
   strips_per_array = hw.array_cols // hw.ou_cols
-  tiles.update(array=strip // strips_per_array, strip=strip % strips_per_array, row=row,
-               col=(strip % strips_per_array) * hw.ou_cols)
-  return Placement(blocks=blocks, tiles=tiles, array_rows=hw.array_rows, array_cols=hw.array_cols,
-                   ou_cols=hw.ou_cols, columns_per_weight=hw.columns_per_weight,
-                   num_strips=int(strip.max()) + 1 if len(strip) else 0)
+  tiles = {"group": plan.tile_group, "block": plan.tile_group, "rows": rows, "cols": cols,
+           "array": strip // strips_per_array, "strip": strip % strips_per_array, "row": row,
+           "col": (strip % strips_per_array) * hw.ou_cols}
+  return Placement(plan=plan, tiles=tiles, array_rows=hw.array_rows, array_cols=hw.array_cols,
+                   ou_cols=hw.ou_cols, num_strips=int(strip.max()) + 1 if len(strip) else 0)

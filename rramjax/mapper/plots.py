@@ -19,10 +19,15 @@ def _pyplot():
   return plt
 
 
-def _bars(axis, names, baseline, pattern, ylabel, log=False):
-  index = np.arange(len(names))
-  axis.bar(index - 0.2, baseline, 0.4, label="baseline")
-  axis.bar(index + 0.2, pattern, 0.4, label="pattern")
+def _parts(report: dict) -> list[str]:
+  return ["baseline", *report.get("schemes", ["pattern"])]
+
+
+def _bars(axis, names, values: dict, ylabel, log=False):
+  """Grouped bars: one group per layer, one bar per part (baseline, each scheme)."""
+  index, width = np.arange(len(names)), 0.8 / len(values)
+  for i, (label, heights) in enumerate(values.items()):
+    axis.bar(index + (i - (len(values) - 1) / 2) * width, heights, width, label=label)
   axis.set_xticks(index, names, rotation=60, ha="right", fontsize=7)
   axis.set_ylabel(ylabel)
   if log:
@@ -31,16 +36,14 @@ def _bars(axis, names, baseline, pattern, ylabel, log=False):
 
 
 def plot_layers(report: dict, path) -> str:
-  """Per-layer arrays and energy, baseline vs. pattern mapping (two panels)."""
+  """Per-layer arrays and energy of the baseline and every scheme (two panels)."""
   plt = _pyplot()
-  layers = report["layers"]
+  layers, parts = report["layers"], _parts(report)
   names = [layer["name"] for layer in layers]
   figure, (area, energy) = plt.subplots(1, 2, figsize=(11, 4))
-  _bars(area, names, [layer["baseline"]["arrays"] for layer in layers],
-        [layer["pattern"]["arrays"] for layer in layers], "arrays (512x512)", log=True)
+  _bars(area, names, {p: [layer[p]["arrays"] for layer in layers] for p in parts}, "arrays", log=True)
   area.set_title("area per layer")
-  _bars(energy, names, [layer["baseline"]["energy_pj"] / 1e6 for layer in layers],
-        [layer["pattern"]["energy_pj"] / 1e6 for layer in layers], "energy (uJ)")
+  _bars(energy, names, {p: [layer[p]["energy_pj"] / 1e6 for layer in layers] for p in parts}, "energy (uJ)")
   energy.set_title("energy per layer (RRAM + ADC + DAC)")
   figure.tight_layout()
   figure.savefig(path, dpi=120)
@@ -49,14 +52,14 @@ def plot_layers(report: dict, path) -> str:
 
 
 def plot_energy_breakdown(report: dict, path) -> str:
-  """Conv-layer energy by component (RRAM OU, ADC, DAC), baseline vs. pattern, stacked."""
+  """Conv-layer energy by component (RRAM OU, ADC, DAC), baseline and every scheme, stacked."""
   plt = _pyplot()
-  totals = report["totals"]
-  figure, axis = plt.subplots(figsize=(5, 4))
-  bottom = np.zeros(2)
+  totals, parts = report["totals"], _parts(report)
+  figure, axis = plt.subplots(figsize=(2 + 1.2 * len(parts), 4))
+  bottom = np.zeros(len(parts))
   for key, label in (("energy_rram_pj", "RRAM (OU)"), ("energy_adc_pj", "ADC"), ("energy_dac_pj", "DAC")):
-    values = np.array([totals["baseline"][key], totals["pattern"][key]]) / 1e6
-    axis.bar(["baseline", "pattern"], values, bottom=bottom, label=label)
+    values = np.array([totals[part][key] for part in parts]) / 1e6
+    axis.bar(parts, values, bottom=bottom, label=label)
     bottom += values
   axis.set_ylabel("energy per image (uJ)")
   axis.set_title("conv energy breakdown")
@@ -68,16 +71,16 @@ def plot_energy_breakdown(report: dict, path) -> str:
 
 
 def plot_array_occupancy(placement: Placement, path, array: int = 0, title: str = "") -> str:
-  """One array's cells: each OU tile a rectangle coloured by its pattern, empty cells white."""
+  """One array's cells: each OU tile a rectangle coloured by its group (pattern block or column
+  group), empty cells white."""
   plt = _pyplot()
   from matplotlib.patches import Rectangle
   tiles = placement.tiles
   here = np.flatnonzero(tiles["array"] == array)
-  patterns = np.unique(placement.blocks.pattern)
-  colours = plt.get_cmap("tab20")(np.searchsorted(patterns, placement.blocks.pattern) % 20)
+  colours = plt.get_cmap("tab20")(np.arange(20))
   figure, axis = plt.subplots(figsize=(6, 6))
   for tile in here:
-    colour = colours[tiles["block"][tile]]
+    colour = colours[tiles["group"][tile] % 20]
     axis.add_patch(Rectangle((tiles["col"][tile], tiles["row"][tile]), tiles["cols"][tile],
                              tiles["rows"][tile], facecolor=colour, edgecolor="none"))
   axis.set_xlim(0, placement.array_cols)
@@ -87,7 +90,8 @@ def plot_array_occupancy(placement: Placement, path, array: int = 0, title: str 
   axis.set_ylabel("row")
   used = int(np.sum(tiles["rows"][here] * tiles["cols"][here]))
   share = used / (placement.array_rows * placement.array_cols)
-  axis.set_title(f"{title} array {array}: {len(here)} tiles, {100 * share:.1f}% cells used", fontsize=9)
+  axis.set_title(f"{title} ({placement.scheme}) array {array}: {len(here)} tiles, {100 * share:.1f}% cells "
+                 "used", fontsize=9)
   figure.tight_layout()
   figure.savefig(path, dpi=120)
   plt.close(figure)

@@ -1,10 +1,15 @@
-"""Functional simulator of a pattern-mapped 3x3 conv layer, in the integer domain (numpy).
+"""Functional simulator of a mapped 3x3 conv layer, in the integer domain (numpy).
 
-It runs the mapped hardware, tile by tile, vectorised over pixels:
-  1. input preprocessing unit: gather each pattern's pixels (SAME zero padding, stride 1) and cut
-     every input into DAC slices, LSB first: `slice_s = (x >> (s * dac_bits)) & (2^dac_bits - 1)`;
+It runs the OU tiles of the layer's plan (`rramjax.plan`, scheme 'pattern' or 'packed'),
+vectorised over pixels and tiles (docs/MAPPER.md, "Functional simulator"):
+  1. input preprocessing unit: gather each crossbar row's pixel, row `9*c + t` reading channel `c`
+     at kernel position `t` (SAME zero padding, stride 1), and cut every input into DAC slices, LSB
+     first: `slice_s = (x >> (s * dac_bits)) & (2^dac_bits - 1)`;
   2. each OU tile multiplies its rows' slices by its cells: one partial sum per pixel, column and
-     slice, digitised by the ADC when on: `d = LSB * min(floor(sum / LSB + 0.5), 2^adc_bits - 1)`;
+     slice, digitised by the ADC when on: `d = LSB * min(floor(sum / LSB + 0.5), 2^adc_bits - 1)`.
+     A pattern tile's sum runs over taps of one kernel pattern at one input channel; a packed
+     tile's over the needed rows of a column group, across input channels, where a row that a
+     filter does not keep holds no cell in that filter's columns (it adds 0);
   3. output indexing unit: shift-and-add each column (`2^(j*cell_bits) * 2^(s*dac_bits)`) into its
      filter, then the digital offset correction.
 
@@ -23,7 +28,11 @@ import numpy as np
 
 from rramjax.hardware.config import HardwareConfig
 from rramjax.mapper.masks import check_conv_mask
-from rramjax.mapper.placement import Placement, place_tiles
+from rramjax.mapper.placement import Placement
+from rramjax.plan import POSITIONS, OuPlan, kernel_patterns, make_plan
+
+# Partial sums held at once (pixels x slices x tiles x columns): bounds the memory to ~64 MB.
+_CHUNK_SUMS = 1 << 23
 
 
 def gather_patches(x: np.ndarray) -> np.ndarray:
@@ -78,8 +87,9 @@ def _check_codes(x_codes, w_codes, mask, hw):
 
 
 def simulate_layer(x_codes, w_codes, mask, hw: HardwareConfig | None = None, adc_on: bool = False,
-                   lsb=None, placement: Placement | None = None) -> np.ndarray:
-  """Runs one pattern-mapped 3x3 conv layer (stride 1, SAME padding) on its OU tiles.
+                   lsb=None, placement: Placement | None = None, *, scheme: str = "pattern",
+                   filter_order: str = "given", plan: OuPlan | None = None) -> np.ndarray:
+  """Runs one mapped 3x3 conv layer (stride 1, SAME padding) on the OU tiles of its plan.
 
   Args:
     x_codes: `(N, H, W, Cin)` unsigned input codes.
@@ -88,38 +98,55 @@ def simulate_layer(x_codes, w_codes, mask, hw: HardwareConfig | None = None, adc
     hw: hardware config; the paper's defaults when None.
     adc_on: digitise every OU partial sum (no noise); off means exact sums.
     lsb: ADC step override (default `hw.adc_lsb`, the 'max' full scale).
-    placement: a precomputed `place_tiles(mask, hw)`, else computed here.
+    placement: a `Placement` whose plan to run (its placement does not change the result).
+    scheme, filter_order: the plan to make when neither `plan` nor `placement` is given.
+    plan: the `OuPlan` to run (made for this mask with this `hw`).
 
   Returns:
     `(N, H, W, Cout)` outputs (int64; float64 with a non-integer `lsb`).
+
+  Raises:
+    ValueError: codes out of range or of the wrong shape, or a plan made for another mask.
   """
   hw = hw or HardwareConfig()
   mask = check_conv_mask(mask)
   x, w = _check_codes(x_codes, w_codes, mask, hw)
-  placement = placement or place_tiles(mask, hw)
+  plan = placement.plan if placement is not None else plan
+  plan = plan if plan is not None else make_plan(mask, hw, scheme, filter_order)
+  if plan.codes.shape != mask.shape[2:] or not np.array_equal(plan.codes, kernel_patterns(mask)):
+    raise ValueError("The plan was made for another mask; make it with make_plan(mask, hw, ...).")
   patches = gather_patches(x)
   slice_shift = hw.dac_bits * np.arange(hw.input_slices)
-  slices = (patches[None] >> slice_shift[:, None, None, None, None, None]) & (2**hw.dac_bits - 1)
+  # Crossbar row 9*c + t: channel-major, like the plan's rows.
+  rows = patches.swapaxes(3, 4).reshape(*patches.shape[:3], -1)
+  slices = (rows[None] >> slice_shift[:, None, None, None, None]) & (2**hw.dac_bits - 1)
   cells, column_scale = weight_cells(w, hw)
-  y = np.zeros(x.shape[:3] + (mask.shape[3],), np.result_type(np.int64, np.asarray(lsb or 1).dtype))
-  for tile in range(placement.num_tiles):
-    y += _tile_output(placement, tile, slices, cells, column_scale, slice_shift, hw, adc_on, lsb, y.shape[-1])
+  cells = cells * mask.reshape(POSITIONS, *mask.shape[2:], 1)     # no cell outside the mask
+  crossbar = cells.swapaxes(0, 1).reshape(POSITIONS * mask.shape[2], -1)  # (9*Cin, Cout*wc)
+  dtype = np.result_type(np.int64, np.asarray(lsb or 1).dtype)
+  y = np.zeros((x.shape[0] * x.shape[1] * x.shape[2], mask.shape[3]), dtype)
+  scale = (1 << slice_shift)
+  chunk = max(1, _CHUNK_SUMS // max(1, slices[..., 0].size * max(plan.tile_cols.shape[1], 1)))
+  for start in range(0, plan.num_tiles, chunk):
+    tiles = slice(start, start + chunk)
+    sums = _tile_sums(slices, crossbar, plan.tile_rows[tiles], plan.tile_cols[tiles])
+    if adc_on:
+      sums = adc(sums, hw, lsb)
+    cols = plan.tile_cols[tiles]
+    weight = np.where(cols >= 0, column_scale[cols % plan.columns_per_weight], 0)
+    shifted = np.tensordot(scale, sums, axes=1) * weight           # (N, H, W, T, C)
+    np.add.at(y.T, np.maximum(cols, 0).ravel() // plan.columns_per_weight,
+              shifted.reshape(len(y), -1).T)
+  y = y.reshape(*x.shape[:3], -1)
   if hw.sign_encoding == "offset":
-    kept = mask.reshape(9, *mask.shape[2:]).astype(np.int64)
+    kept = mask.reshape(POSITIONS, *mask.shape[2:]).astype(np.int64)
     y -= 2**(hw.weight_bits - 1) * np.einsum("nhwtc,tcf->nhwf", patches, kept)
   return y
 
 
-def _tile_output(placement, tile, slices, cells, column_scale, slice_shift, hw, adc_on, lsb, cout):
-  """One tile's contribution to every filter: OU sums, ADC, shift-and-add, scatter to filters."""
-  taps = placement.tile_taps(tile)
-  channel = placement.blocks.channel[placement.tiles["block"][tile]]
-  filters, cell = placement.tile_columns(tile)
-  rows = slices[..., taps, channel]                      # (S, N, H, W, rows)
-  sums = rows @ cells[taps[:, None], channel, filters[None, :], cell[None, :]]  # (S, N, H, W, cols)
-  if adc_on:
-    sums = adc(sums, hw, lsb)
-  shifted = np.tensordot(1 << slice_shift, sums, axes=1) * column_scale[cell]  # (N, H, W, cols)
-  scatter = np.zeros((len(filters), cout), np.int64)
-  scatter[np.arange(len(filters)), filters] = 1
-  return shifted @ scatter
+def _tile_sums(slices, crossbar, tile_rows, tile_cols):
+  """OU partial sums `(S, N, H, W, T, C)` of the tiles: padding rows and columns add nothing."""
+  rows, cols = np.maximum(tile_rows, 0), np.maximum(tile_cols, 0)
+  cells = crossbar[rows[:, :, None], cols[:, None, :]]              # (T, R, C)
+  cells = cells * ((tile_rows >= 0)[:, :, None] & (tile_cols >= 0)[:, None, :])
+  return np.einsum("snhwtr,trc->snhwtc", slices[..., rows], cells)

@@ -17,11 +17,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-ConvFn = Callable[[jax.Array, jax.Array, int], jax.Array]
+from rramjax.presets import SMALL_PLAN, VGG16_PLAN, conv_output_sizes  # noqa: F401 (re-exported)
 
-# 'M' is a 2x2 max pool.
-VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-SMALL_PLAN = (32, 32, "M", 64, 64, "M", 128, 128, "M")
+ConvFn = Callable[[jax.Array, jax.Array, int], jax.Array]
 
 
 def ideal_conv(x: jax.Array, kernel: jax.Array, layer: int) -> jax.Array:
@@ -88,13 +86,3 @@ class VGG(nnx.Module):
       x = nnx.relu(dense(x))
     return self.head(x)
 
-
-def conv_output_sizes(plan: Sequence[int | str], input_size: int) -> list[tuple[int, int]]:
-  """(H_out, W_out) of each 3x3 conv layer (SAME padding: the size at that stage)."""
-  sizes, side = [], input_size
-  for c in plan:
-    if c == "M":
-      side //= 2
-    else:
-      sizes.append((side, side))
-  return sizes

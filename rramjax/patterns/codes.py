@@ -1,8 +1,10 @@
 """Pattern codes: a 3x3 kernel's kept positions as a 9-bit integer.
 
 Position `i = 3*kh + kw` of a flax HWIO kernel `W[kh, kw, c, f]` is bit `i` of the code, so code
-`0b000010000` (16) keeps the centre only, and code 0 is a removed (all-zero) kernel. These helpers
-work on numpy and jax arrays alike (jit-safe where they take arrays).
+`0b000010000` (16) keeps the centre only, and code 0 is a removed (all-zero) kernel. The numpy
+conversions live in `rramjax.plan` (`kernel_patterns`, `codes_to_masks`, `masks_to_codes`); this
+module re-exports them under the pattern names and keeps jax versions only where a traced value
+must be converted (`code_to_mask`, used on libraries inside jitted ADMM steps).
 
 References:
   Niu et al., "PatDNN: Achieving Real-Time DNN Execution on Mobile Devices with Pattern-based
@@ -19,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
+from rramjax.plan import POPCOUNT, kernel_patterns, masks_to_codes
 
 KERNEL_POSITIONS = 9
 MAX_CODE = 2**KERNEL_POSITIONS - 1  # 511: every nonempty 3x3 pattern
-_BIT_WEIGHTS = tuple(1 << i for i in range(KERNEL_POSITIONS))
 
 
 def check_conv_kernel(w, name: str = "w") -> None:
@@ -44,25 +46,18 @@ def rows_as_kernels(rows, cin: int, cout: int):
   return jnp.transpose(jnp.reshape(rows, (cin, cout, 3, 3)), (2, 3, 0, 1))
 
 
-def pattern_codes(mask_or_w):
+def pattern_codes(mask_or_w) -> np.ndarray:
   """Pattern code of every kernel of a layer.
 
   Args:
     mask_or_w: HWIO array `(3, 3, Cin, Cout)`, a mask or weights; a position is kept where nonzero.
 
   Returns:
-    int32 array `(Cin, Cout)`: bit `3*kh + kw` set where the kernel keeps that position; 0 marks a
-    removed kernel.
+    int64 numpy array `(Cin, Cout)`: bit `3*kh + kw` set where the kernel keeps that position; 0
+    marks a removed kernel.
   """
   check_conv_kernel(mask_or_w, "mask_or_w")
-  return _pattern_codes(jnp.asarray(mask_or_w))
-
-
-@jax.jit
-def _pattern_codes(mask_or_w):
-  kept = jnp.reshape(mask_or_w != 0, (KERNEL_POSITIONS,) + mask_or_w.shape[2:])
-  bits = jnp.asarray(_BIT_WEIGHTS, jnp.int32)[:, None, None]
-  return jnp.sum(kept.astype(jnp.int32) * bits, axis=0)
+  return kernel_patterns(np.asarray(mask_or_w))
 
 
 @functools.partial(jax.jit, static_argnames="square")
@@ -82,17 +77,32 @@ def code_to_mask(codes, square: bool = False):
   return jnp.reshape(mask, mask.shape[:-1] + (3, 3)) if square else mask
 
 
-@jax.jit
-def mask_to_code(rows):
-  """Inverse of `code_to_mask`: `(..., 9)` masks (nonzero = kept) to int32 codes `(...)`."""
-  rows = jnp.asarray(rows)
-  return jnp.sum((rows != 0).astype(jnp.int32) * jnp.asarray(_BIT_WEIGHTS, jnp.int32), axis=-1)
+def mask_to_code(rows) -> np.ndarray:
+  """Inverse of `code_to_mask`: `(..., 9)` masks (nonzero = kept) to int64 codes `(...)` (numpy)."""
+  return masks_to_codes(np.asarray(rows))
 
 
-def pattern_size(codes):
+def pattern_size(codes) -> np.ndarray:
   """Number of kept positions (popcount) of each code, as a numpy int array."""
-  codes = np.asarray(codes, np.int64)
-  return sum((codes >> i) & 1 for i in range(KERNEL_POSITIONS))
+  return POPCOUNT[np.asarray(codes, np.int64)]
+
+
+def sum_filter_groups(x, group_size: int):
+  """Sums consecutive groups of `group_size` entries of the last (filter) axis; numpy or jax.
+
+  A last, partial group sums what it has (the padding adds zeros), so `(..., Cout)` becomes
+  `(..., ceil(Cout / group_size))`. Jit-safe: the shapes are static.
+  """
+  xp = jnp if isinstance(x, jax.Array) else np
+  groups = -(-x.shape[-1] // group_size)
+  pad = [(0, 0)] * (x.ndim - 1) + [(0, groups * group_size - x.shape[-1])]
+  return xp.pad(x, pad).reshape(*x.shape[:-1], groups, group_size).sum(-1)
+
+
+def expand_filter_groups(x, group_size: int, cout: int):
+  """Inverse layout of `sum_filter_groups`: `(..., groups)` repeated to `(..., cout)` filters."""
+  xp = jnp if isinstance(x, jax.Array) else np
+  return xp.repeat(x, group_size, axis=-1)[..., :cout]
 
 
 def validate_library(library: Iterable[int]) -> tuple[int, ...]:

@@ -2,6 +2,10 @@
 
 A layer keeps `num_kept_kernels(Cin*Cout, keep_ratio) = max(1, floor(keep_ratio*Cin*Cout + 1/2))`
 kernels [choice: round half up, at least one], those with the largest L2 norm (first index on ties).
+At OU-group granularity (`granularity="ou_group"`, see `rramjax.patterns.projection`) the unit is
+a group of `group_size` consecutive filters at one input channel: a group drops an input channel
+together, and the layer keeps `num_kept_kernels(Cin * G, keep_ratio)` of its `Cin * G` units
+(`G = ceil(Cout / group_size)`), those with the largest L2 norm.
 
 References:
   Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138 (connectivity pruning).
@@ -19,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
-from rramjax.patterns.codes import KERNEL_POSITIONS, MAX_CODE, check_conv_kernel
-from rramjax.patterns.projection import project_to_library
+from rramjax.patterns.codes import (KERNEL_POSITIONS, MAX_CODE, check_conv_kernel,
+                                    expand_filter_groups, sum_filter_groups)
+from rramjax.patterns.projection import check_granularity, project_to_library
 
 ALLOCATION_RULES = ("uniform", "first_dense", "erk")
 
@@ -47,27 +52,51 @@ def top_kernels(w, num_kept: int):
   return jnp.zeros(norms.shape, bool).at[kept].set(True).reshape(w.shape[2:])
 
 
-def connectivity_mask(w, keep_ratio: float):
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def top_groups(w, num_kept: int, group_size: int):
+  """`(Cin, Cout)` bool: the kernels of the `num_kept` (channel, filter group) units of largest L2
+  norm (lower flat index on ties); `group_size` 1 is `top_kernels`."""
+  if group_size == 1:
+    return top_kernels(w, num_kept)
+  norms = sum_filter_groups(jnp.sum(jnp.square(w), axis=(0, 1)), group_size)   # (Cin, G)
+  _, kept = jax.lax.top_k(norms.reshape(-1), num_kept)
+  units = jnp.zeros(norms.size, bool).at[kept].set(True).reshape(norms.shape)
+  return expand_filter_groups(units, group_size, w.shape[3])
+
+
+def num_units(shape, granularity: str = "kernel", group_size: int = 4) -> int:
+  """Connectivity units of an HWIO layer: its kernels, or its (channel, filter group) pairs."""
+  groups = shape[3] if granularity == "kernel" else -(-shape[3] // group_size)
+  return shape[2] * groups
+
+
+def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
   """Kernels kept by connectivity pruning.
 
   Args:
     w: HWIO weights `(3, 3, Cin, Cout)`.
-    keep_ratio: fraction of the Cin*Cout kernels kept, in (0, 1].
+    keep_ratio: fraction of the units kept, in (0, 1].
+    granularity: 'kernel' (the Cin*Cout kernels are the units) or 'ou_group' (the (channel,
+      group of `group_size` consecutive filters) pairs are; see the module doc).
+    group_size: filters per group for 'ou_group'.
 
   Returns:
-    bool `(Cin, Cout)` with exactly `num_kept_kernels(Cin*Cout, keep_ratio)` True entries, on the
-    kernels of largest L2 norm.
+    bool `(Cin, Cout)` with exactly `num_kept_kernels(units, keep_ratio)` units kept (all their
+    kernels True), those of largest L2 norm.
   """
   check_conv_kernel(w)
-  return top_kernels(jnp.asarray(w), num_kept_kernels(w.shape[2] * w.shape[3], keep_ratio))
+  check_granularity(granularity, group_size)
+  kept = num_kept_kernels(num_units(w.shape, granularity, group_size), keep_ratio)
+  return top_groups(jnp.asarray(w), kept, 1 if granularity == "kernel" else int(group_size))
 
 
-def project_connectivity(w, num_kept: int):
-  """Euclidean projection onto "at most `num_kept` nonzero kernels": zero all but the largest."""
-  return w * top_kernels(w, num_kept)[None, None].astype(w.dtype)
+def project_connectivity(w, num_kept: int, group_size: int = 1):
+  """Euclidean projection onto "at most `num_kept` nonzero units" (kernels, or (channel, filter
+  group) pairs of `group_size` filters): zero all but the largest."""
+  return w * top_groups(w, num_kept, group_size)[None, None].astype(w.dtype)
 
 
-def prune_layer(w, library, keep_ratio: float):
+def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
   """Pattern and connectivity pruning of one layer: the final 0/1 mask.
 
   Every kernel is projected onto its best library pattern first; then the kernels whose *projected*
@@ -77,14 +106,17 @@ def prune_layer(w, library, keep_ratio: float):
   Args:
     w: HWIO weights `(3, 3, Cin, Cout)`.
     library: pattern codes or `(K, 9)` matrix.
-    keep_ratio: fraction of kernels kept, in (0, 1].
+    keep_ratio: fraction of kernels (or OU-group units) kept, in (0, 1].
+    granularity, group_size: 'kernel', or 'ou_group' with its filters per group (the projection
+      and the connectivity pruning both work on (channel, group) units then).
 
   Returns:
-    HWIO 0/1 mask (dtype of `w`): every kernel is all zero or exactly one library pattern.
+    HWIO 0/1 mask (dtype of `w`): every kernel is all zero or exactly one library pattern; with
+    'ou_group' the kernels of a group at a channel share it or are all removed.
   """
   check_conv_kernel(w)
-  w_projected, mask = project_to_library(w, library)
-  kept = connectivity_mask(w_projected, keep_ratio)
+  w_projected, mask = project_to_library(w, library, granularity, group_size)
+  kept = connectivity_mask(w_projected, keep_ratio, granularity, group_size)
   return mask * kept[None, None].astype(mask.dtype)
 
 

@@ -38,7 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
-from rramjax.patterns.codes import KERNEL_POSITIONS, MAX_CODE, check_conv_kernel, validate_library
+from rramjax.patterns.codes import (KERNEL_POSITIONS, MAX_CODE, check_conv_kernel, sum_filter_groups,
+                                    validate_library)
+from rramjax.patterns.projection import check_granularity
+from rramjax.plan import codes_to_masks, masks_to_codes
 
 # Kernels scored per block: bounds the (kernels x candidates) score matrix to ~32 MB.
 _CHUNK = 16384
@@ -53,7 +56,7 @@ _PATDNN_PICTURES = (
 
 
 def _picture_code(rows) -> int:
-  return sum(1 << (3 * kh + kw) for kh in range(3) for kw in range(3) if rows[kh][kw] == "#")
+  return int(masks_to_codes(np.array([[char == "#" for char in row] for row in rows]).reshape(-1)))
 
 
 def default_patdnn_library() -> tuple[int, ...]:
@@ -89,41 +92,51 @@ def _check_sizes(sizes) -> tuple[int, ...]:
   return tuple(sorted({int(k) for k in sizes}))
 
 
-def surviving_energy(w, kernel_mask=None) -> np.ndarray:
-  """Squared weights `|W|^2` of the surviving kernels as rows `(N, 9)` (column i = 3*kh+kw).
+def surviving_energy(w, kernel_mask=None, granularity: str = "kernel", group_size: int = 4) -> np.ndarray:
+  """Squared weights `|W|^2` of the surviving kernels (or OU groups) as rows `(N, 9)` (column i = 3*kh+kw).
 
   Args:
     w: HWIO weights `(3, 3, Cin, Cout)`.
     kernel_mask: optional `(Cin, Cout)` bool, the kernels that survive connectivity pruning;
       default: every kernel that is not all-zero.
+    granularity: 'kernel' (one row per surviving kernel) or 'ou_group' (one row per (channel,
+      group of `group_size` consecutive filters) with a surviving kernel: the sum of its surviving
+      kernels' rows, what the group projection scores patterns by).
+    group_size: filters per group for 'ou_group'.
 
   Returns:
     float64 `(N, 9)`. Raises ConfigError when no kernel survives.
   """
   check_conv_kernel(w)
+  check_granularity(granularity, group_size)
   w = np.asarray(w, np.float64)
-  rows = np.transpose(w, (2, 3, 0, 1)).reshape(-1, KERNEL_POSITIONS) ** 2
+  rows = np.transpose(w, (2, 3, 0, 1)) ** 2                       # (Cin, Cout, 3, 3)
+  rows = rows.reshape(*w.shape[2:], KERNEL_POSITIONS)
   if kernel_mask is None:
-    alive = rows.sum(axis=1) > 0
+    alive = rows.sum(axis=-1) > 0
   else:
-    kernel_mask = np.asarray(kernel_mask)
-    if kernel_mask.shape != w.shape[2:]:
+    alive = np.asarray(kernel_mask) != 0
+    if alive.shape != w.shape[2:]:
       raise ConfigError(f"kernel_mask must have shape (Cin, Cout) = {w.shape[2:]}, "
-                        f"got {kernel_mask.shape}.")
-    alive = kernel_mask.reshape(-1) != 0
+                        f"got {alive.shape}.")
   if not alive.any():
     raise ConfigError("No surviving kernel to extract a pattern library from (all kernels are "
                       "zero or masked out).")
+  if granularity == "ou_group":
+    rows = np.moveaxis(sum_filter_groups(np.moveaxis(rows * alive[..., None], 1, -1), group_size), -1, 1)
+    alive = sum_filter_groups(alive.astype(np.int64), group_size) > 0
   return rows[alive]
 
 
 def top_k_codes(energy: np.ndarray, k: int) -> np.ndarray:
   """Code of each kernel's top-k magnitude positions; ties go to the lower position index."""
-  order = np.argsort(-energy, axis=1, kind="stable")[:, :k]
-  return np.sum(np.left_shift(1, order), axis=1)
+  kept = np.zeros(energy.shape, bool)
+  np.put_along_axis(kept, np.argsort(-energy, axis=1, kind="stable")[:, :k], True, axis=1)
+  return masks_to_codes(kept)
 
 
-def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None) -> tuple[int, ...]:
+def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None, granularity: str = "kernel",
+                           group_size: int = 4) -> tuple[int, ...]:
   """PatDNN library: the K most frequent top-k magnitude masks of the surviving kernels.
 
   Args:
@@ -131,6 +144,8 @@ def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None) -
     num_patterns: K, the library size (1..511).
     k: positions per pattern (1..9), 4 in PatDNN.
     kernel_mask: optional `(Cin, Cout)` surviving kernels (default: the nonzero ones).
+    granularity, group_size: 'ou_group' counts one vote per OU group, the top-k of its summed
+      squared weights (see `surviving_energy`).
 
   Returns:
     Up to K codes, most frequent first (ties: lower code first); fewer when fewer distinct masks
@@ -141,7 +156,8 @@ def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None) -
   """
   num_patterns = _check_count(num_patterns)
   (k,) = _check_sizes(k)
-  codes, counts = np.unique(top_k_codes(surviving_energy(w, kernel_mask), k), return_counts=True)
+  energy = surviving_energy(w, kernel_mask, granularity, group_size)
+  codes, counts = np.unique(top_k_codes(energy, k), return_counts=True)
   order = np.lexsort((codes, -counts))
   return tuple(int(c) for c in codes[order][:num_patterns])
 
@@ -154,7 +170,7 @@ def _candidates(energy: np.ndarray, sizes: tuple[int, ...], max_candidates: int)
 
 
 def _masks(codes) -> np.ndarray:
-  return ((np.asarray(codes, np.int64)[:, None] >> np.arange(KERNEL_POSITIONS)) & 1).astype(np.float64)
+  return codes_to_masks(np.asarray(codes, np.int64)).astype(np.float64)
 
 
 def library_objective(energy: np.ndarray, library, size_penalty: float = 0.0) -> float:
@@ -262,7 +278,8 @@ def _swap_pass(energy, lam, candidates, library) -> list[int]:
 def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
                            sizes: int | Iterable[int] = range(1, KERNEL_POSITIONS + 1),
                            size_penalty: float = 1.0, swap_passes: int = 2,
-                           max_candidates: int = 128) -> tuple[int, ...]:
+                           max_candidates: int = 128, granularity: str = "kernel",
+                           group_size: int = 4) -> tuple[int, ...]:
   """Library keeping the most squared weight: greedy addition, then 1-swap local search.
 
   Maximises F(L) = sum_n (|W_n|^2 . p*_n - lambda |p*_n|) over the surviving kernels, with
@@ -281,6 +298,9 @@ def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
     swap_passes: rounds of local search (0: greedy only, besides the PatDNN comparison).
     max_candidates: candidates scored, the most frequent top-k masks (a mask that is hardly any
       kernel's top-k is rarely worth a library slot; the cost is kernels x candidates per step).
+    granularity, group_size: 'ou_group' scores OU groups instead of kernels: `n` runs over the
+      (channel, group of `group_size` filters) units and `|W_n|^2` is a group's summed squared
+      weights, as the group projection chooses (see `surviving_energy`).
 
   Returns:
     Up to K codes (fewer when no further pattern raises F).
@@ -292,14 +312,15 @@ def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
   sizes = _check_sizes(sizes)
   if not np.isfinite(size_penalty) or size_penalty < 0:
     raise ConfigError(f"size_penalty must be a finite number >= 0, got {size_penalty!r}.")
-  energy = surviving_energy(w, kernel_mask)
+  energy = surviving_energy(w, kernel_mask, granularity, group_size)
   lam = size_penalty * energy.mean() if len(sizes) > 1 else 0.0
   if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) \
       or max_candidates < 1:
     raise ConfigError(f"max_candidates must be an integer >= 1, got {max_candidates!r}.")
   candidates = _candidates(energy, sizes, max_candidates)
   starts = [_greedy(energy, lam, candidates, num_patterns)]
-  starts += [list(extract_library_patdnn(w, num_patterns, k, kernel_mask)) for k in sizes]
+  starts += [list(extract_library_patdnn(w, num_patterns, k, kernel_mask, granularity, group_size))
+             for k in sizes]
   library = max(starts, key=lambda lib: _objective(energy, lam, lib))
   for _ in range(swap_passes):
     improved = _swap_pass(energy, lam, candidates, library)

@@ -9,6 +9,11 @@ variables Z (patterns) and Y (connectivity) and scaled duals U, V:
   Z-step: Z_l = Proj_S(W_l + U_l),  Y-step: Y_l = Proj_S'(W_l + V_l)   (`admm_update`);
   duals:  U_l += W_l - Z_l,         V_l += W_l - Y_l.
 
+At OU-group granularity (`granularity="ou_group"`, docs/MAPPER.md "OU-aware pruning") S_l holds
+the weights whose kernels of one column group of `group_size` filters share each input channel's
+pattern, and S'_l at most `keep_l` nonzero (channel, group) units: the Z and Y steps project onto
+those (`project_to_library` and `project_connectivity` at group granularity).
+
 The libraries are extracted once, from the pretrained weights, and stay fixed through ADMM and the
 masked fine-tuning that follows (`admm_hard_prune` gives the final masks). Keep counts are static
 Python ints computed from the (static) kernel shapes, so `admm_update` jits with the libraries passed
@@ -27,8 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
-from rramjax.patterns import (as_library_matrix, check_conv_kernel, num_kept_kernels, prune_layer,
-                              project_connectivity, project_to_library)
+from rramjax.patterns import (as_library_matrix, check_conv_kernel, check_granularity,
+                              num_kept_kernels, num_units, prune_layer, project_connectivity,
+                              project_to_library)
 
 
 class AdmmState(NamedTuple):
@@ -47,15 +53,16 @@ class AdmmState(NamedTuple):
   v: list
 
 
-def _check_layers(kernels, libraries, keep_ratios) -> list[int]:
-  """Validates the per-layer arguments and returns the static keep count of each layer."""
+def _check_layers(kernels, libraries, keep_ratios, granularity="kernel", group_size=4) -> list[int]:
+  """Validates the per-layer arguments and returns the static keep count (units) of each layer."""
   if not len(kernels) == len(libraries) == len(keep_ratios):
     raise ConfigError(f"ADMM needs one library and one keep ratio per conv layer: got "
                       f"{len(kernels)} kernels, {len(libraries)} libraries, "
                       f"{len(keep_ratios)} keep ratios.")
   for layer, w in enumerate(kernels):
     check_conv_kernel(w, f"kernels[{layer}]")
-  return [num_kept_kernels(w.shape[2] * w.shape[3], r) for w, r in zip(kernels, keep_ratios)]
+  check_granularity(granularity, group_size)
+  return [num_kept_kernels(num_units(w.shape, granularity, group_size), r) for w, r in zip(kernels, keep_ratios)]
 
 
 def library_matrices(libraries) -> list:
@@ -63,24 +70,30 @@ def library_matrices(libraries) -> list:
   return [as_library_matrix(library) for library in libraries]
 
 
-def _project(w_plus_u, w_plus_v, library, keep):
-  return project_to_library(w_plus_u, library)[0], project_connectivity(w_plus_v, keep)
+def _project(w_plus_u, w_plus_v, library, keep, granularity, group_size):
+  unit = 1 if granularity == "kernel" else group_size
+  return (project_to_library(w_plus_u, library, granularity, group_size)[0],
+          project_connectivity(w_plus_v, keep, unit))
 
 
-def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float]) -> AdmmState:
+def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float],
+              granularity: str = "kernel", group_size: int = 4) -> AdmmState:
   """Starts ADMM from (pretrained) weights: Z, Y the projections of W; U = V = 0.
 
   Args:
     kernels: HWIO conv kernels `(3, 3, Cin_l, Cout_l)`, network order.
     libraries: per layer, pattern codes or a `(K, 9)` matrix (fixed from here on).
-    keep_ratios: per layer, fraction of kernels kept, in (0, 1].
+    keep_ratios: per layer, fraction of kernels (or OU-group units) kept, in (0, 1].
+    granularity: 'kernel' or 'ou_group' (see the module doc).
+    group_size: filters per OU column group for 'ou_group' (static).
 
   Returns:
     `AdmmState` of jnp arrays.
   """
-  keeps = _check_layers(kernels, libraries, keep_ratios)
+  keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   kernels = [jnp.asarray(w) for w in kernels]
-  z, y = zip(*[_project(w, w, lib, k) for w, lib, k in zip(kernels, libraries, keeps)])
+  z, y = zip(*[_project(w, w, lib, k, granularity, group_size)
+               for w, lib, k in zip(kernels, libraries, keeps)])
   zeros = [jnp.zeros_like(w) for w in kernels]
   return AdmmState(list(z), list(y), zeros, list(zeros))
 
@@ -99,7 +112,7 @@ def admm_penalty(kernels: Sequence, state: AdmmState, rho):
 
 
 def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
-                keep_ratios: Sequence[float]) -> AdmmState:
+                keep_ratios: Sequence[float], granularity: str = "kernel", group_size: int = 4) -> AdmmState:
   """One Z/Y projection and dual update (call every few epochs, after the W-steps).
 
   Z_l = Proj_pattern(W_l + U_l), U_l += W_l - Z_l; Y_l = Proj_connectivity(W_l + V_l),
@@ -110,14 +123,15 @@ def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
     state: the previous `AdmmState`.
     libraries: per layer, codes or `(K, 9)` arrays (arrays may be traced).
     keep_ratios: per layer, Python floats in (0, 1] (static under jit).
+    granularity, group_size: as in `admm_init` (static under jit).
 
   Returns:
     The new `AdmmState`.
   """
-  keeps = _check_layers(kernels, libraries, keep_ratios)
+  keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   z, y, u, v = [], [], [], []
   for w, u_l, v_l, lib, keep in zip(kernels, state.u, state.v, libraries, keeps):
-    z_l, y_l = _project(w + u_l, w + v_l, lib, keep)
+    z_l, y_l = _project(w + u_l, w + v_l, lib, keep, granularity, group_size)
     z.append(z_l), y.append(y_l), u.append(u_l + w - z_l), v.append(v_l + w - y_l)
   return AdmmState(z, y, u, v)
 
@@ -167,15 +181,17 @@ def admm_residuals(kernels: Sequence, state: AdmmState) -> dict:
   return {"pattern": pattern, "connectivity": connect, **totals, **relative}
 
 
-def admm_hard_prune(kernels: Sequence, libraries: Sequence,
-                    keep_ratios: Sequence[float]) -> tuple[list, list]:
+def admm_hard_prune(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float],
+                    granularity: str = "kernel", group_size: int = 4) -> tuple[list, list]:
   """Ends ADMM: final masks by `prune_layer` and the masked kernels, for masked fine-tuning.
 
   Returns:
-    `(pruned_kernels, masks)`, lists of HWIO arrays; every kernel is all zero or one library pattern.
+    `(pruned_kernels, masks)`, lists of HWIO arrays; every kernel is all zero or one library
+    pattern (with 'ou_group', shared by its group at that input channel).
   """
-  _check_layers(kernels, libraries, keep_ratios)
-  masks = [prune_layer(w, lib, r) for w, lib, r in zip(kernels, libraries, keep_ratios)]
+  _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
+  masks = [prune_layer(w, lib, r, granularity, group_size)
+           for w, lib, r in zip(kernels, libraries, keep_ratios)]
   return [w * m for w, m in zip(kernels, masks)], masks
 
 

@@ -1,25 +1,26 @@
-"""Masks for the mapper from a run folder: its newest checkpoint (or its exported masks.npz)."""
+"""A run's masks for the mapper from its newest checkpoint, when the run has no masks.npz yet.
+
+A finished run writes `masks.npz` itself; `rramjax map RUN_DIR` calls this only for an unfinished
+one. The checkpoint is read through `Checkpointer` (checksums verified) and the run's settings
+through its validated `config.json`.
+"""
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 
 from rramjax.errors import CheckpointError
+from rramjax.presets import PLANS, conv_output_sizes
 
 NATIVE_SIDE = {"fashion_mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
 
 
-def _out_hw(config) -> np.ndarray:
-  from rramjax.models import conv_output_sizes, create_model  # pylint: disable=g-import-not-at-top
-  side = config.data.pad_to or NATIVE_SIDE[config.data.name]
-  channels = 1 if config.data.name == "fashion_mnist" else 3
-  classes = {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}[config.data.name]
-  model = create_model(config.model.name, num_classes=classes, in_channels=channels, input_size=side,
-                       width=config.model.width, hidden=config.model.hidden)
-  return np.asarray(conv_output_sizes(model.plan, side))
+def run_out_hw(config) -> np.ndarray:
+  """`(L, 2)` output size of each 3x3 conv layer of a run's model on its (padded) images."""
+  return np.asarray(conv_output_sizes(PLANS[config.model.name], config.data.pad_to or
+                                      NATIVE_SIDE[config.data.name]))
 
 
 def export_masks(workdir, out=None, epoch: int | None = None) -> pathlib.Path:
@@ -34,32 +35,24 @@ def export_masks(workdir, out=None, epoch: int | None = None) -> pathlib.Path:
     The file written (keys conv_00, conv_01, ... and out_hw).
 
   Raises:
-    CheckpointError: no config or checkpoint in the folder, or an unreadable checkpoint.
+    CheckpointError: no checkpoint in the folder, or one that is corrupt or unreadable.
+    ConfigError: a missing or invalid config.json.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from rramjax import mapper  # pylint: disable=g-import-not-at-top
-  from rramjax.config import from_dict  # pylint: disable=g-import-not-at-top
+  from rramjax.mapper.cli import read_run_config  # pylint: disable=g-import-not-at-top
+  from rramjax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
-  config_file, ckpt_dir = workdir / "config.json", (workdir / "checkpoints").absolute()
-  if not config_file.is_file() or not ckpt_dir.is_dir():
-    raise CheckpointError(f"{str(workdir)!r} is not a run folder (it needs config.json and "
-                          "checkpoints/); pass a run's --workdir or an .npz of masks.")
-  values = json.loads(config_file.read_text())
-  values["hardware"] = {k: v for k, v in values["hardware"].items()}
-  config = from_dict(values)
-  manager = ocp.CheckpointManager(ckpt_dir)
-  epoch = manager.latest_step() if epoch is None else epoch
-  if epoch is None:
-    raise CheckpointError(f"No checkpoint in {str(ckpt_dir)!r}; train first (rramjax run).")
+  config = read_run_config(workdir)
+  if not (workdir / "checkpoints").is_dir():
+    raise CheckpointError(f"{str(workdir)!r} has neither masks.npz nor checkpoints/: the run has not "
+                          "finished an epoch yet; train first (rramjax run).")
+  checkpointer = Checkpointer(workdir / "checkpoints")
   try:
-    state = manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-    masks = [np.asarray(m) for m in state["masks"]]
-  except Exception as e:  # damaged files raise many types
-    raise CheckpointError(f"Checkpoint {str(ckpt_dir / str(epoch))!r} cannot be read "
-                          f"({type(e).__name__}: {str(e)[:200]}); pick another with --epoch or "
-                          "rerun the training.") from e
+    state, _ = checkpointer.restore(None, epoch)
   finally:
-    manager.close()
+    checkpointer.close()
+  if "masks" not in state:
+    raise CheckpointError(f"The checkpoint in {str(workdir / 'checkpoints')!r} holds no masks.")
   out = pathlib.Path(out) if out else workdir / "masks.npz"
-  mapper.save_masks(out, masks, _out_hw(config))
+  mapper.save_masks(out, [np.asarray(m) for m in state["masks"]], run_out_hw(config))
   return out
