@@ -109,9 +109,11 @@ class Spec:
   max_code: int
   cout: int
   grid: Grid
+  noisy: bool          # read noise on (static: the GPU kernel leaves its code out otherwise)
 
 
-def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place) -> Spec:
+def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place,
+          noisy: bool = False) -> Spec:
   rows, cols, wc = plan.tile_rows, plan.tile_cols, plan.columns_per_weight
   taps = np.where(rows >= 0, rows % POSITIONS, 4)
   place = np.asarray([[2 ** (s * hw.dac_bits) * p for p in cell_place]
@@ -121,7 +123,7 @@ def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place
               cf=np.where(cols >= 0, cols // wc, 0).astype(np.int64),
               cj=np.where(cols >= 0, cols % wc, 0).astype(np.int64),
               ncols=plan.cols_per_tile.astype(np.int64), place=place,
-              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid)
+              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid, noisy=noisy)
 
 
 # The three backends: forward `(x, cellmat, lsb, seeds, noise) -> int32 (cout, G)` and backward
@@ -135,7 +137,7 @@ def _numba_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
           np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
           spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
           np.asarray(seeds, np.uint32), np.float32(noise), spec.cout, spec.grid.lead, spec.grid.size,
-          numba_cpu.chunk_size(spec.grid.size))
+          numba_cpu.chunk_size(spec.grid.size, spec.grid.lead))
 
   out = jax.ShapeDtypeStruct((spec.cout, spec.grid.size), jnp.int32)
   return jax.pure_callback(run, out, x, cellmat, lsb, seeds, noise, vmap_method="sequential")
@@ -150,7 +152,7 @@ def _numba_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
           np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
           spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
           np.asarray(seeds, np.uint32), np.float32(noise), spec.grid.lead, spec.grid.size,
-          numba_cpu.chunk_size(spec.grid.size), np.asarray(g, np.float32))
+          numba_cpu.chunk_size(spec.grid.size, spec.grid.lead), np.asarray(g, np.float32))
     return gx, gcell, np.float32(glsb)
 
   out = (jax.ShapeDtypeStruct(x.shape, jnp.float32), jax.ShapeDtypeStruct(cellmat.shape, jnp.float32),
@@ -291,8 +293,8 @@ def planned_accumulate(x_slices, cells, cell_place, lsb, noise_key, plan: OuPlan
     raise ConfigError(f"crossbar backend must be one of {BACKENDS}, got {backend!r}.")
   n, h, w = x_slices.shape[:3]
   grid = Grid(n, h, w)
-  spec = _spec(plan, hw, grid, backend, cell_place)
   noisy = noise_key is not None and noise_lsb > 0
+  spec = _spec(plan, hw, grid, backend, cell_place, noisy)
   seeds = jax.random.bits(noise_key, (2,), jnp.uint32) if noisy else jnp.zeros((2,), jnp.uint32)
   noise = (jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32)
   y = _core(spec, _to_grid(x_slices, grid), _tile_cells(cells, plan), lsb, seeds,

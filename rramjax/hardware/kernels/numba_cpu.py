@@ -1,10 +1,10 @@
 """Fused CPU kernels of the planned `ou` crossbar: OU sums, read noise, ADC and shift-and-add.
 
-XLA on a CPU runs the OU sums of a pattern-pruned layer badly: the small per-OU dot products
-(<= 9 rows) become batched matmuls with a tiny inner dimension, and every partial sum is written
-to memory before the ADC (docs/BENCHMARKS.md compares formulations). These numba kernels keep each
-OU's partial sums in a cache-resident row, digitise them and shift-add them into the outputs in one
-pass, vectorised over output positions, threads over position chunks.
+XLA on a CPU runs the OU sums of a pattern-pruned layer badly: the per-OU dot products (<= 9 rows)
+become batched matmuls with a tiny inner dimension, and every partial sum is written to memory
+before the ADC (docs/BENCHMARKS.md compares formulations). These numba kernels compute each OU
+column's sums in registers, digitise them and shift-add them into the outputs in one pass,
+vectorised over output positions, with threads over position chunks.
 
 Layout (built by `rramjax.hardware.planned`): an image stack flattened into one row of `G`
 positions per (slice, input channel), each image row followed by one zero column and each image by
@@ -13,10 +13,11 @@ slices x `Cin` channels x `G + 2 * lead` positions (`lead` zeros on each side). 
 same grid (`G` positions per filter; padding positions are discarded by the caller).
 
 Arithmetic (bit-exact with `rramjax.hardware.crossbar`): slices, cells and sums are small integers
-in float32; the ADC code is `floor(sum / lsb + 0.5)` in float32, clipped to `[0, max_code]`;
-codes times their `2^(s*dac_bits + j*cell_bits)` place weight are summed in int32. Read noise is
-`fast_normal`'s law (a counter hash, Irwin-Hall of four bytes) drawn per (tile, column, slice,
-position).
+in float32 (exact in any summation order); the ADC code is `floor(sum / lsb + 0.5)` in float32,
+clipped to `[0, max_code]`; codes times their `2^(s*dac_bits + j*cell_bits)` place weight are summed
+in int32. Read noise is `fast_normal`'s law (a counter hash, Irwin-Hall of four bytes) drawn per
+(tile, column, slice, position). Gradient sums may be reassociated (vectorised); nothing that decides
+a code may (no reciprocal for the division, no contraction).
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ import threading
 import numba
 import numpy as np
 
-_IRWIN_HALL_STD = np.float32(np.sqrt(4 * (256**2 - 1) / 12))
+_INV_STD = np.float32(1.0 / np.sqrt(4 * (256**2 - 1) / 12))
 # numba's default thread pool ('workqueue') must not be entered from two threads at once, and
 # XLA may run independent host callbacks concurrently.
 LOCK = threading.Lock()
+_REDUCE = {"reassoc"}
 
 
-def chunk_size(grid: int) -> int:
+def chunk_size(grid: int, widest_offset: int) -> int:
   """Positions per work item: enough items for the threads (and the two backward passes), each
-  at most 4096 long so that its sum row (16 KiB) stays in L1."""
+  at most 4096 long (its rows stay in L1/L2), never shorter than twice the widest tap offset (so
+  that a chunk's gradient writes reach only its neighbours)."""
   threads = numba.get_num_threads()
-  return int(min(4096, max(256, -(-grid // (4 * threads)))))
+  return int(max(2 * widest_offset + 2, min(4096, max(256, -(-grid // (4 * threads))))))
 
 
 @numba.njit(cache=True, inline="always")
@@ -48,28 +51,59 @@ def _fmix32(h):
   return h ^ (h >> np.uint32(16))
 
 
+@numba.njit(cache=True, inline="always")
+def _normal(counter, seed0, seed1):
+  """`fast_normal`'s sample of one uint64 counter (wrapped to 32 bits)."""
+  i = np.uint32((counter * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF))
+  h = _fmix32(_fmix32(i ^ seed0) ^ seed1)
+  total = (h & np.uint32(255)) + ((h >> np.uint32(8)) & np.uint32(255)) + \
+      ((h >> np.uint32(16)) & np.uint32(255)) + (h >> np.uint32(24))
+  return (np.float32(total) - np.float32(510.0)) * _INV_STD
+
+
+# LLVM vectorises a loop over positions only while it checks few pointers for overlap at run
+# time: so four rows at a time (plus the output), not nine.
 @numba.njit(cache=True)
-def _add_noise(acc, first, seed0, seed1, scale, length):
-  """`acc[p] += scale * z(first + p)`, z the `fast_normal` law of counter `first + p`."""
-  inv = np.float32(1.0) / _IRWIN_HALL_STD
+def _sums4_adc(r0, r1, r2, r3, w, i, out, lsb, max_code, place, length):
+  """Noiseless fused column of <= 4 rows: `out += place * clip(floor(sum/lsb + 0.5), 0, top)`."""
+  w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+  half, zero = np.float32(0.5), np.float32(0.0)
   for p in range(length):
-    i = np.uint32(((first + np.uint64(p)) * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF))
-    h = _fmix32(_fmix32(i ^ seed0) ^ seed1)
-    total = (h & np.uint32(255)) + ((h >> np.uint32(8)) & np.uint32(255)) + \
-        ((h >> np.uint32(16)) & np.uint32(255)) + (h >> np.uint32(24))
-    acc[p] += scale * ((np.float32(total) - np.float32(510.0)) * inv)
+    total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
+    code = min(max(np.floor(total / lsb + half), zero), max_code)
+    out[p] += np.int32(code) * place
+
+
+@numba.njit(cache=True, fastmath=_REDUCE)
+def _sums4_ste(r0, r1, r2, r3, w, g, gs, lsb, max_code, place, length):
+  """Noiseless fused `_ste_grads` of a column of <= 4 rows (the sums recomputed in registers)."""
+  w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+  half = np.float32(0.5)
+  top = np.float32(0.0)
+  for p in range(length):
+    code = np.floor((r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3) / lsb + half)
+    gp = g[p] * place
+    gs[p] = gp if (code >= np.float32(0.0)) & (code <= max_code) else np.float32(0.0)
+    top += gp if code > max_code else np.float32(0.0)
+  return top
 
 
 @numba.njit(cache=True)
-def _clear(acc, length):
-  for p in range(length):
-    acc[p] = np.float32(0.0)
+def _sums4(acc, r0, r1, r2, r3, w, i, length, first):
+  """`acc = sum` (first group of rows) or `acc += sum` of four rows weighted by `w[i:i+4]`."""
+  w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+  if first:
+    for p in range(length):
+      acc[p] = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
+  else:
+    for p in range(length):
+      acc[p] += r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
 
 
 @numba.njit(cache=True)
-def _fma(acc, row, weight, length):
+def _add_noise(acc, first, seed0, seed1, noise, length):
   for p in range(length):
-    acc[p] += row[p] * weight
+    acc[p] += noise * _normal(first + np.uint64(p), seed0, seed1)
 
 
 @numba.njit(cache=True)
@@ -77,14 +111,8 @@ def _adc_add(acc, out, lsb, max_code, place, length):
   """`out[p] += place * clip(floor(acc[p] / lsb + 0.5), 0, max_code)` in int32."""
   half, zero = np.float32(0.5), np.float32(0.0)
   for p in range(length):
-    code = np.floor(acc[p] / lsb + half)
-    code = min(max(code, zero), max_code)
+    code = min(max(np.floor(acc[p] / lsb + half), zero), max_code)
     out[p] += np.int32(code) * place
-
-
-# Reductions may be reassociated (vectorised): they only sum gradients. Nothing that decides a
-# code may be: no reciprocal for the division, no contraction.
-_REDUCE = {"reassoc"}
 
 
 @numba.njit(cache=True, fastmath=_REDUCE)
@@ -96,8 +124,7 @@ def _ste_grads(acc, g, gs, lsb, max_code, place, length):
   for p in range(length):
     code = np.floor(acc[p] / lsb + half)
     gp = g[p] * place
-    inside = (code >= np.float32(0.0)) & (code <= max_code)
-    gs[p] = gp if inside else np.float32(0.0)
+    gs[p] = gp if (code >= np.float32(0.0)) & (code <= max_code) else np.float32(0.0)
     top += gp if code > max_code else np.float32(0.0)
   return top
 
@@ -113,18 +140,30 @@ def _backprop_row(gs, weight, row, grow, length):
 
 
 @numba.njit(cache=True)
-def _column_sums(x, cellmat, rc, roff, rows, t, q, s, start, lead, acc, seed0, seed1, noise,
-                 stride, length):
-  """The analog sums of tile `t`'s column `q` at slice `s` for positions start..start+length."""
-  _clear(acc, length)
+def _row(x, zero, rc, roff, t, i, rows, s, o, length):
+  """Row `i` of tile `t` at slice `s`, positions o..o+length; a zero row past the tile's rows."""
+  if i < rows:
+    a = o + roff[t, i]
+    return x[s, rc[t, i], a:a + length]
+  return zero[:length]
+
+
+@numba.njit(cache=True)
+def _weights(cellmat, w, t, q, rows):
+  """Cells of tile `t`'s column `q` in `w` (padded with zeros to a multiple of four)."""
+  w[:] = np.float32(0.0)
   for i in range(rows):
-    weight = cellmat[t, i, q]
-    if weight != 0:
-      o = lead + start + roff[t, i]
-      _fma(acc, x[s, rc[t, i], o:o + length], weight, length)
-  if noise != 0:
-    first = np.uint64((t * cellmat.shape[2] + q) * x.shape[0] + s) * np.uint64(stride) + np.uint64(start)
-    _add_noise(acc, first, seed0, seed1, noise, length)
+    w[i] = cellmat[t, i, q]
+
+
+@numba.njit(cache=True)
+def _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length):
+  """The analog sums of one tile column (weights `w`) into `acc`, four rows at a time."""
+  for b in range(0, max(rows, 1), 4):
+    _sums4(acc, _row(x, zero, rc, roff, t, b, rows, s, o, length),
+           _row(x, zero, rc, roff, t, b + 1, rows, s, o, length),
+           _row(x, zero, rc, roff, t, b + 2, rows, s, o, length),
+           _row(x, zero, rc, roff, t, b + 3, rows, s, o, length), w, b, length, b == 0)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -142,46 +181,78 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
     lsb, max_code: float32 ADC step and top code.
     seeds: `(2,)` uint32 read-noise seeds; noise: float32 noise std in sum units (0 = off).
     cout, lead, grid: filters, leading zeros, grid positions.
-    chunk: positions per work item (`chunk_size`), at least the widest tap offset.
+    chunk: positions per work item (`chunk_size`).
   """
-  num_slices = x.shape[0]
+  num_slices, columns = x.shape[0], cellmat.shape[2]
   y = np.zeros((cout, grid), np.int32)
   chunks = (grid + chunk - 1) // chunk
   for k in numba.prange(chunks):
     start = k * chunk
     length = min(chunk, grid - start)
+    o = lead + start
     acc = np.empty(chunk, np.float32)
+    zero = np.zeros(chunk, np.float32)
+    w = np.empty(-(-cellmat.shape[1] // 4) * 4, np.float32)
     for t in range(cellmat.shape[0]):
+      rows = nrows[t]
       for s in range(num_slices):
+        r0 = _row(x, zero, rc, roff, t, 0, rows, s, o, length)
+        r1 = _row(x, zero, rc, roff, t, 1, rows, s, o, length)
+        r2 = _row(x, zero, rc, roff, t, 2, rows, s, o, length)
+        r3 = _row(x, zero, rc, roff, t, 3, rows, s, o, length)
         for q in range(ncols[t]):
-          _column_sums(x, cellmat, rc, roff, nrows[t], t, q, s, start, lead, acc, seeds[0],
-                       seeds[1], noise, grid, length)
-          _adc_add(acc, y[cf[t, q], start:start + length], lsb, max_code, place[s, cj[t, q]], length)
+          out = y[cf[t, q], start:start + length]
+          pl = place[s, cj[t, q]]
+          _weights(cellmat, w, t, q, rows)
+          if noise == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
+            _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb, max_code, pl, length)
+            continue
+          _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length)
+          if noise != 0:
+            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
+            _add_noise(acc, first, seeds[0], seeds[1], noise, length)
+          _adc_add(acc, out, lsb, max_code, pl, length)
   return y
 
 
 @numba.njit(cache=True)
 def _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seeds,
                     noise, lead, grid, chunk, g, gx, gcell):
+  num_slices, columns = x.shape[0], cellmat.shape[2]
   start = k * chunk
   length = min(chunk, grid - start)
+  o = lead + start
   acc = np.empty(chunk, np.float32)
   gs = np.empty(chunk, np.float32)
+  zero = np.zeros(chunk, np.float32)
+  w = np.empty(-(-cellmat.shape[1] // 4) * 4, np.float32)
   top = np.float32(0.0)
   for t in range(cellmat.shape[0]):
-    for s in range(x.shape[0]):
+    rows = nrows[t]
+    for s in range(num_slices):
+      r0 = _row(x, zero, rc, roff, t, 0, rows, s, o, length)
+      r1 = _row(x, zero, rc, roff, t, 1, rows, s, o, length)
+      r2 = _row(x, zero, rc, roff, t, 2, rows, s, o, length)
+      r3 = _row(x, zero, rc, roff, t, 3, rows, s, o, length)
       for q in range(ncols[t]):
-        _column_sums(x, cellmat, rc, roff, nrows[t], t, q, s, start, lead, acc, seeds[0], seeds[1],
-                     noise, grid, length)
+        _weights(cellmat, w, t, q, rows)
         pl = np.float32(place[s, cj[t, q]])
-        top += _ste_grads(acc, g[cf[t, q], start:start + length], gs, lsb, max_code, pl, length)
-        for i in range(nrows[t]):
-          o = lead + start + roff[t, i]
+        g_col = g[cf[t, q], start:start + length]
+        if noise == 0 and rows <= 4:
+          # The sums in registers (exact small integers: any order gives the same codes).
+          top += _sums4_ste(r0, r1, r2, r3, w, g_col, gs, lsb, max_code, pl, length)
+        else:
+          _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length)
+          if noise != 0:
+            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
+            _add_noise(acc, first, seeds[0], seeds[1], noise, length)
+          top += _ste_grads(acc, g_col, gs, lsb, max_code, pl, length)
+        for i in range(rows):
+          a = o + roff[t, i]
           c = rc[t, i]
-          gcell[k, t, i, q] += _backprop_row(gs, cellmat[t, i, q], x[s, c, o:o + length],
-                                             gx[s, c, o:o + length], length)
+          gcell[k, t, i, q] += _backprop_row(gs, w[i], x[s, c, a:a + length],
+                                             gx[s, c, a:a + length], length)
   return top
-
 
 @numba.njit(parallel=True, cache=True)
 def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seeds, noise,
@@ -192,7 +263,7 @@ def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code
   `[0, max_code]`; the ADC step gets `max_code * sum(g * place)` over codes above the range.
 
   Returns:
-    `(gx (S, Cin, grid + 2*lead), gcell (T, R, C), glsb_top)`.
+    `(gx (S, Cin, grid + 2*lead), gcell (T, R, C), glsb)`.
   """
   chunks = (grid + chunk - 1) // chunk
   gx = np.zeros(x.shape, np.float32)
