@@ -371,7 +371,7 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
   x_codes = x_codes.astype(jnp.float32)
   if plan is not None:
     planned.check_plan(plan, w_codes.shape, hw)
-    y = planned.planned_accumulate(input_slices(x_codes, hw), cells, cell_place, lsb,
+    y = planned.planned_accumulate(x_codes, cells, cell_place, lsb,
                                    noise_key if noisy else None, plan, hw, spec.noise_lsb, backend)
   else:
     y = _ou_accumulate(spec, input_slices(x_codes, hw), cells, present, lsb, noise_key)

@@ -110,6 +110,14 @@ class Spec:
   cout: int
   grid: Grid
   noisy: bool          # read noise on (static: the GPU kernel leaves its code out otherwise)
+  slices: int          # S, input slices
+  dac_bits: int
+
+  @property
+  def slice_weights(self) -> np.ndarray:
+    """Straight-through weights `d slice_s / d x = 2^(-s*dac_bits) / S` (as `input_slices`)."""
+    return np.asarray([2.0 ** (-s * self.dac_bits) / self.slices for s in range(self.slices)],
+                      np.float32)
 
 
 def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place,
@@ -123,41 +131,64 @@ def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place
               cf=np.where(cols >= 0, cols // wc, 0).astype(np.int64),
               cj=np.where(cols >= 0, cols % wc, 0).astype(np.int64),
               ncols=plan.cols_per_tile.astype(np.int64), place=place,
-              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid, noisy=noisy)
+              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid, noisy=noisy,
+              slices=hw.input_slices, dac_bits=hw.dac_bits)
 
 
-# The three backends: forward `(x, cellmat, lsb, seeds, noise) -> int32 (cout, G)` and backward
-# `(..., g) -> (gx, gcell, g_lsb)`.
-def _numba_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+# The three backends share one contract, on NHWC integer codes: forward
+# `(spec, x_codes, cellmat, lsb, seeds, noise) -> (N, H, W, Cout) float32` (`lsb * sum of place *
+# code`; numba returns the sum, times lsb in XLA) and backward `(..., g) -> (g_x_codes, g_cellmat, g_lsb)` (straight-through through the
+# input slices as `input_slices` defines them).
+def _code_dtype(spec: Spec):
+  bits = spec.slices * spec.dac_bits
+  return np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32
+
+
+def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x, cellmat, lsb, seeds, noise):
+  def run(x_codes, cellmat, lsb, seeds, noise):
     with numba_cpu.LOCK:
-      return numba_cpu.ou_forward(
-          np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
-          spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
-          np.asarray(seeds, np.uint32), np.float32(noise), spec.cout, spec.grid.lead, spec.grid.size,
-          numba_cpu.chunk_size(spec.grid.size, spec.grid.lead))
+      return numba_cpu.forward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec, np.float32(lsb),
+                                    np.asarray(seeds, np.uint32), np.float32(noise))
 
-  out = jax.ShapeDtypeStruct((spec.cout, spec.grid.size), jnp.int32)
-  return jax.pure_callback(run, out, x, cellmat, lsb, seeds, noise, vmap_method="sequential")
+  out = jax.ShapeDtypeStruct((*x_codes.shape[:3], spec.cout), jnp.float32)
+  return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
+                           vmap_method="sequential")
 
 
-def _numba_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+def _numba_backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, g):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x, cellmat, lsb, seeds, noise, g):
+  def run(x_codes, cellmat, lsb, seeds, noise, g):
     with numba_cpu.LOCK:
-      gx, gcell, glsb = numba_cpu.ou_backward(
-          np.asarray(x), np.asarray(cellmat), spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj,
-          spec.ncols, spec.place, np.float32(lsb), np.float32(spec.max_code),
-          np.asarray(seeds, np.uint32), np.float32(noise), spec.grid.lead, spec.grid.size,
-          numba_cpu.chunk_size(spec.grid.size, spec.grid.lead), np.asarray(g, np.float32))
-    return gx, gcell, np.float32(glsb)
+      return numba_cpu.backward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec,
+                                     np.float32(lsb), np.asarray(seeds, np.uint32),
+                                     np.float32(noise), np.asarray(g, np.float32))
 
-  out = (jax.ShapeDtypeStruct(x.shape, jnp.float32), jax.ShapeDtypeStruct(cellmat.shape, jnp.float32),
-         jax.ShapeDtypeStruct((), jnp.float32))
-  return jax.pure_callback(run, out, x, cellmat, lsb, seeds, noise, g, vmap_method="sequential")
+  out = (jax.ShapeDtypeStruct(x_codes.shape, jnp.float32),
+         jax.ShapeDtypeStruct(cellmat.shape, jnp.float32), jax.ShapeDtypeStruct((), jnp.float32))
+  return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
+                           g, vmap_method="sequential")
+
+
+def _grid_slices(spec: Spec, x_codes):
+  """Input slices of NHWC codes on the padded grid, `(S, Cin, G + 2*lead)` (no gradient)."""
+  codes = jax.lax.stop_gradient(x_codes).astype(jnp.int32)
+  slices = jnp.stack([(codes >> (s * spec.dac_bits)) & (2**spec.dac_bits - 1)
+                      for s in range(spec.slices)], axis=-1).astype(jnp.float32)
+  return _to_grid(slices, spec.grid)
+
+
+def _grid_backward(spec: Spec, backward, x_codes, cellmat, lsb, seeds, noise, g):
+  """Runs a grid backward `(x_grid, ..., g_grid) -> (gx_grid, gcell, g_lsb)` on NHWC arrays."""
+  grid = spec.grid
+  g_grid = jnp.pad(jnp.transpose(g, (3, 0, 1, 2)), ((0, 0), (0, 0), (0, 1), (0, 1)))
+  gx, gcell, g_lsb = backward(spec, _grid_slices(spec, x_codes), cellmat, lsb, seeds, noise,
+                              g_grid.reshape(spec.cout, grid.size))
+  gx = gx[:, :, grid.lead:grid.lead + grid.size].reshape(spec.slices, -1, grid.n, grid.h + 1, grid.row)
+  gx = jnp.einsum("scnhw,s->nhwc", gx[:, :, :, :grid.h, :grid.w], spec.slice_weights)
+  return gx, gcell, g_lsb
 
 
 def _xla_sums(spec: Spec, x, cellmat, seeds, noise):
@@ -178,7 +209,7 @@ def _columns_valid(spec: Spec) -> np.ndarray:
   return np.arange(spec.cf.shape[1]) < spec.ncols[:, None]                # (T, C)
 
 
-def _xla_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
   code = jnp.clip(jnp.floor(_xla_sums(spec, x, cellmat, seeds, noise) / lsb + 0.5), 0, spec.max_code)
   place = spec.place[:, spec.cj] * _columns_valid(spec)                   # (S, T, C)
   contrib = code.astype(jnp.int32) * jnp.asarray(place, jnp.int32)[..., None]
@@ -186,7 +217,7 @@ def _xla_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
   return jax.ops.segment_sum(per_column, spec.cf.ravel(), num_segments=spec.cout)
 
 
-def _xla_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
   sums = _xla_sums(spec, x, cellmat, seeds, noise)
   code = jnp.floor(sums / lsb + 0.5)
   place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
@@ -202,25 +233,37 @@ def _xla_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
   return gx, gcell, g_lsb
 
 
-def _pallas_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+def _pallas_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
   from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
   return pallas_gpu.ou_forward(spec, x, cellmat, lsb, seeds, noise)
 
 
-def _pallas_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+def _pallas_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
   from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
   return pallas_gpu.ou_backward(spec, x, cellmat, lsb, seeds, noise, g)
 
 
-_FORWARD = {"numba": _numba_forward, "xla": _xla_forward, "pallas": _pallas_forward}
-_BACKWARD = {"numba": _numba_backward, "xla": _xla_backward, "pallas": _pallas_backward}
+_GRID = {"xla": (_xla_grid_forward, _xla_grid_backward),
+         "pallas": (_pallas_grid_forward, _pallas_grid_backward)}
+
+
+def _forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
+  if spec.backend == "numba":
+    return _numba_forward(spec, x_codes, cellmat, lsb, seeds, noise) * lsb
+  acc = _GRID[spec.backend][0](spec, _grid_slices(spec, x_codes), cellmat, lsb, seeds, noise)
+  return _from_grid(acc.astype(jnp.float32) * lsb, spec.grid)
+
+
+def _backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, g):
+  if spec.backend == "numba":
+    return _numba_backward(spec, x_codes, cellmat, lsb, seeds, noise, g)
+  return _grid_backward(spec, _GRID[spec.backend][1], x_codes, cellmat, lsb, seeds, noise, g)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _core(spec: Spec, x, cellmat, lsb, seeds, noise):
-  """`lsb * sum(place * ADC code)` on the grid `(cout, G)`, float32 (the crossbar before offset)."""
-  acc = _FORWARD[spec.backend](spec, x, cellmat, lsb, seeds, noise)
-  return acc.astype(jnp.float32) * lsb
+def _core(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
+  """`lsb * sum(place * ADC code)` `(N, H, W, Cout)` float32: the crossbar before the offset."""
+  return _forward(spec, x_codes, cellmat, lsb, seeds, noise)
 
 
 def _core_fwd(spec, x, cellmat, lsb, seeds, noise):
@@ -229,7 +272,7 @@ def _core_fwd(spec, x, cellmat, lsb, seeds, noise):
 
 def _core_bwd(spec, res, g):
   x, cellmat, lsb, seeds, noise = res
-  gx, gcell, g_lsb = _BACKWARD[spec.backend](spec, x, cellmat, lsb, seeds, noise, g)
+  gx, gcell, g_lsb = _backward(spec, x, cellmat, lsb, seeds, noise, g)
   return gx, gcell, jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype), None, None
 
 
@@ -271,14 +314,15 @@ def check_plan(plan: OuPlan, w_shape, hw: HardwareConfig) -> None:
         f"{hw.columns_per_weight}): make it with make_ou_plan(mask, hw) for this layer.")
 
 
-def planned_accumulate(x_slices, cells, cell_place, lsb, noise_key, plan: OuPlan,
+def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
                        hw: HardwareConfig, noise_lsb: float, backend: str | None = None):
   """`sum over the plan's OU columns of place * ADC(sum)` as `(N, H, W, Cout)` float32.
 
   The planned counterpart of the reference path's accumulation (before the digital offset).
 
   Args:
-    x_slices: `(N, H, W, Cin, S)` input slices (straight-through, from `input_slices`).
+    x_codes: `(N, H, W, Cin)` unsigned integer input codes (float; the gradient passes straight
+      through the DAC slices as `input_slices` defines it).
     cells: `(3, 3, Cin, Cout, wc)` cell levels (from `weight_cells`, possibly programmed).
     cell_place: the `wc` column weights (`+-2^(j*cell_bits)`).
     lsb: ADC step (float32 scalar, differentiable for a learned full scale).
@@ -291,12 +335,10 @@ def planned_accumulate(x_slices, cells, cell_place, lsb, noise_key, plan: OuPlan
   backend = backend or default_backend()
   if backend not in BACKENDS:
     raise ConfigError(f"crossbar backend must be one of {BACKENDS}, got {backend!r}.")
-  n, h, w = x_slices.shape[:3]
+  n, h, w = x_codes.shape[:3]
   grid = Grid(n, h, w)
   noisy = noise_key is not None and noise_lsb > 0
   spec = _spec(plan, hw, grid, backend, cell_place, noisy)
   seeds = jax.random.bits(noise_key, (2,), jnp.uint32) if noisy else jnp.zeros((2,), jnp.uint32)
   noise = (jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32)
-  y = _core(spec, _to_grid(x_slices, grid), _tile_cells(cells, plan), lsb, seeds,
-            jax.lax.stop_gradient(noise))
-  return _from_grid(y, grid)
+  return _core(spec, x_codes, _tile_cells(cells, plan), lsb, seeds, jax.lax.stop_gradient(noise))

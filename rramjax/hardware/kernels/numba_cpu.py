@@ -277,3 +277,92 @@ def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code
       tops[k] = _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb,
                                 max_code, seeds, noise, lead, grid, chunk, g, gx, gcell)
   return gx, gcell.sum(axis=0), max_code * tops.sum()
+
+
+# Layout: NHWC codes <-> the padded grid, in parallel over images ---------------------------------
+@numba.njit(parallel=True, cache=True)
+def _slice_grid(codes, slices, dac_bits, lead, row, size):
+  """DAC slices `(S, Cin, size + 2*lead)` float32 of NHWC integer codes on the padded grid."""
+  n, h, w, cin = codes.shape
+  out = np.zeros((slices, cin, size + 2 * lead), np.float32)
+  top = (1 << dac_bits) - 1
+  for b in numba.prange(n):
+    for i in range(h):
+      base = lead + (b * (h + 1) + i) * row
+      for j in range(w):
+        for c in range(cin):
+          v = np.int64(codes[b, i, j, c])
+          for s in range(slices):
+            out[s, c, base + j] = np.float32((v >> (s * dac_bits)) & top)
+  return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _grid_to_nhwc(acc, n, h, w, row):
+  """`float32(acc)` of the grid's image positions as `(N, H, W, Cout)`."""
+  cout = acc.shape[0]
+  out = np.empty((n, h, w, cout), np.float32)
+  for b in numba.prange(n):
+    for i in range(h):
+      base = (b * (h + 1) + i) * row
+      for j in range(w):
+        for f in range(cout):
+          out[b, i, j, f] = np.float32(acc[f, base + j])
+  return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _nhwc_to_grid(g, row, size):
+  """`(N, H, W, Cout)` -> `(Cout, size)` on the grid (zeros at the padding)."""
+  n, h, w, cout = g.shape
+  out = np.zeros((cout, size), np.float32)
+  for b in numba.prange(n):
+    for i in range(h):
+      base = (b * (h + 1) + i) * row
+      for j in range(w):
+        for f in range(cout):
+          out[f, base + j] = g[b, i, j, f]
+  return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _grid_to_code_grad(gx, weights, n, h, w, row, lead):
+  """`sum_s weights[s] * gx[s]` at the image positions: the code gradient `(N, H, W, Cin)`."""
+  slices, cin = gx.shape[0], gx.shape[1]
+  out = np.zeros((n, h, w, cin), np.float32)
+  for b in numba.prange(n):
+    for i in range(h):
+      base = lead + (b * (h + 1) + i) * row
+      for j in range(w):
+        for c in range(cin):
+          total = np.float32(0.0)
+          for s in range(slices):
+            total += gx[s, c, base + j] * weights[s]
+          out[b, i, j, c] = total
+  return out
+
+
+def _kernel_args(spec):
+  return (spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj, spec.ncols, spec.place)
+
+
+def forward_nhwc(codes, cellmat, spec, lsb, seeds, noise):
+  """The planned layer's shift-added codes `(N, H, W, Cout)` float32 from NHWC codes (the caller
+  multiplies by lsb: in XLA, where the reference path's product is fused the same way)."""
+  grid = spec.grid
+  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
+  acc = ou_forward(x, cellmat, *_kernel_args(spec), lsb, np.float32(spec.max_code), seeds, noise,
+                   spec.cout, grid.lead, grid.size, chunk_size(grid.size, grid.lead))
+  return _grid_to_nhwc(acc, grid.n, grid.h, grid.w, grid.row)
+
+
+def backward_nhwc(codes, cellmat, spec, lsb, seeds, noise, g):
+  """Gradients `(g_codes (N, H, W, Cin), g_cellmat, g_lsb)` of `forward_nhwc` for `g`."""
+  grid = spec.grid
+  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
+  gx, gcell, g_lsb = ou_backward(x, cellmat, *_kernel_args(spec), lsb, np.float32(spec.max_code),
+                                 seeds, noise, grid.lead, grid.size,
+                                 chunk_size(grid.size, grid.lead),
+                                 _nhwc_to_grid(g, grid.row, grid.size))
+  g_codes = _grid_to_code_grad(gx, spec.slice_weights, grid.n, grid.h, grid.w, grid.row, grid.lead)
+  return g_codes, gcell, np.float32(g_lsb)
