@@ -20,6 +20,7 @@ from rramjax.mapper.cost import map_layer, map_network
 from rramjax.mapper.masks import load_mask_file, pooled_out_hw
 from rramjax.mapper.plots import plot_report
 from rramjax.mapper.report import format_table, write_csv, write_json
+from rramjax.paths import check_output_dir
 
 DEFAULT_INPUT_SIZE = 32
 DEFAULT_POOL_AFTER = "1,3,6,9,12"  # VGG16: a 2x2 pool after conv layers 2, 4, 7, 10, 13
@@ -59,8 +60,10 @@ def run_map(args: argparse.Namespace) -> int:
   """Runs `rramjax map`: prints the table and totals, writes `mapping.json`/`mapping.csv` (+ plots).
 
   Returns:
-    0 (errors raise `MaskError` with a message for the user).
+    0 (errors raise `MaskError`, or `WorkdirError` for an unusable --out, with a message for
+    the user, before anything is printed or written).
   """
+  check_output_dir(args.out, "--out")
   names, masks, stored = load_mask_file(args.masks)
   hw = HardwareConfig(sign_encoding=args.sign_encoding)
   report = map_network(masks, _out_hw(args, stored, len(masks)), hw, names=names)

@@ -48,12 +48,14 @@ def export_masks(workdir, out=None, epoch: int | None = None) -> pathlib.Path:
   values["hardware"] = {k: v for k, v in values["hardware"].items()}
   config = from_dict(values)
   manager = ocp.CheckpointManager(ckpt_dir)
-  epoch = manager.latest_step() if epoch is None else epoch
-  if epoch is None:
-    raise CheckpointError(f"No checkpoint in {str(ckpt_dir)!r}; train first (rramjax run).")
-  try:
+  try:  # the manager is closed on every path: its threads print tracebacks at exit otherwise
+    epoch = manager.latest_step() if epoch is None else epoch
+    if epoch is None:
+      raise CheckpointError(f"No checkpoint in {str(ckpt_dir)!r}; train first (rramjax run).")
     state = manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
     masks = [np.asarray(m) for m in state["masks"]]
+  except CheckpointError:
+    raise
   except Exception as e:  # damaged files raise many types
     raise CheckpointError(f"Checkpoint {str(ckpt_dir / str(epoch))!r} cannot be read "
                           f"({type(e).__name__}: {str(e)[:200]}); pick another with --epoch or "
