@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from rramjax.errors import RramjaxError
 
@@ -13,8 +15,15 @@ def _add_run(sub):
   p = sub.add_parser("run", help="train (dense, pruned, hardware-aware), evaluate, map and report",
                      description="Runs the pipeline a config describes and prints the report.")
   p.add_argument("config", help="config file, optionally with a variant: configs/x.py[:smoke]")
-  p.add_argument("--workdir", help="output folder (default: runs/<config name>)")
-  p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+  p.add_argument("--workdir", help="output folder (default: runs/<config name>, or "
+                 "runs/<config name>_<variant> for a variant); a folder holding a run is "
+                 "refused unless --resume or --overwrite")
+  again = p.add_mutually_exclusive_group()
+  again.add_argument("--resume", action="store_true",
+                     help="continue the run in --workdir from its last checkpoint (same config "
+                     "but for logging and evaluation keys)")
+  again.add_argument("--overwrite", action="store_true",
+                     help="replace the run in --workdir (its files are removed, and listed)")
   p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config value, e.g. --set train.pretrain_epochs=2 (repeatable)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -23,10 +32,17 @@ def _add_run(sub):
 def _run(args) -> int:
   from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
   from rramjax.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from rramjax.train import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   from rramjax import report  # pylint: disable=g-import-not-at-top
   config = load_config(args.config, args.overrides)
-  workdir = args.workdir or f"runs/{config.name}"
-  summary = train_and_evaluate(config, workdir, resume=args.resume, progress=not args.no_progress)
+  variant = args.config.partition(":")[2]
+  workdir = args.workdir or str(workdir_lib.default_workdir(config.name, variant))
+  try:
+    summary = train_and_evaluate(config, workdir, resume=args.resume, overwrite=args.overwrite,
+                                 progress=not args.no_progress)
+  except KeyboardInterrupt as e:
+    print(f"rramjax run: {_interrupted(e)}. {workdir_lib.where_it_stands(workdir)}", file=sys.stderr)
+    return _exit_code(e)
   print(report.format_summary(summary))
   print(f"\nWrote {workdir}/summary.json, metrics.jsonl and checkpoints/.")
   return 0
@@ -42,6 +58,8 @@ def _add_map(sub):
 def _map(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
   from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
+  from rramjax.paths import check_output_dir  # pylint: disable=g-import-not-at-top
+  check_output_dir(args.out, "--out")  # before anything is exported, printed or written
   masks_file = None
   run_masks = os.path.join(args.masks, mapper_cli.RUN_MASKS)
   if mapper_cli.is_run_folder(args.masks) and not os.path.isfile(run_masks):
@@ -66,17 +84,42 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM, raised in the main thread so that a run stops as it does on Ctrl-C."""
+
+
+def _interrupted(e: KeyboardInterrupt) -> str:
+  return "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted (SIGINT)"
+
+
+def _exit_code(e: KeyboardInterrupt) -> int:
+  return 143 if isinstance(e, _Terminated) else 130  # 128 + the signal's number
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise _Terminated()
+
+
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   handlers = {"run": _run, "map": _map}
+  on_main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
   try:
     return handlers[args.command](args)
   except RramjaxError as e:
     print(f"rramjax {args.command}: error: {e}", file=sys.stderr)
     return 2
-  except KeyboardInterrupt:
-    print("Interrupted; the last finished epoch is checkpointed: rerun with --resume.", file=sys.stderr)
-    return 130
+  except OSError as e:  # a file-system failure the checks could not foresee (disk full, ...)
+    print(f"rramjax {args.command}: error: {e}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt as e:
+    print(f"rramjax {args.command}: {_interrupted(e)}.", file=sys.stderr)
+    return _exit_code(e)
+  finally:
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

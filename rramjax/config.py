@@ -80,6 +80,9 @@ class TrainConfig:
   hwtune_lr: float = 2e-4
   hwtune_steps: int | None = None      # steps per hwtune epoch (None: a whole epoch)
   log_every: int = 50                  # steps between JSON-lines metric records
+  # The run stops (TrainingDivergedError) when a logged loss is non-finite or above
+  # divergence_factor * max(the loss at the epoch's first step, ln(number of classes)).
+  divergence_factor: float = 10.0
 
   def validate(self, p):
     for key in ("batch_size", "eval_batch_size", "log_every"):
@@ -98,6 +101,8 @@ class TrainConfig:
     _check(0 <= self.momentum < 1, f"{p}.momentum", "must lie in [0, 1).")
     _check(self.weight_decay >= 0, f"{p}.weight_decay", "must be >= 0.")
     _check(0 <= self.label_smoothing < 1, f"{p}.label_smoothing", "must lie in [0, 1).")
+    _check(self.divergence_factor > 1, f"{p}.divergence_factor",
+           f"must be > 1 (a loss this many times its start stops the run), got {self.divergence_factor!r}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,12 @@ class CheckpointError(RramjaxError):
 
 
 class TrainingDivergedError(RramjaxError, FloatingPointError):
-  """The loss became NaN or inf; the last good checkpoint is kept."""
+  """The loss became NaN or inf, or rose far above its starting value; the last good checkpoint is kept."""
 
 
 class MaskError(RramjaxError, ValueError):
   """A mask file or array that the mapper cannot use."""
+
+
+class WorkdirError(RramjaxError):
+  """A run folder or output folder that cannot be used: a file, unwritable, or holding another run."""

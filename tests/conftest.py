@@ -30,6 +30,10 @@ SMOKE_SPEC = "configs/fashion_mnist_small.py:smoke"
 SMOKE_OVERRIDES = ("train.hwtune_epochs=0", "crossbar.eval_fidelity=ideal",
                    "crossbar.eval_read_noise_lsb=[]", "data.train_limit=256", "data.test_limit=128",
                    "prune.admm_update_every=2")
+# The dense part of the smoke run (2 epochs of 4 steps): the pruning phases run end to end through
+# the CLI in test_train_loop.py (the resumed run), so the shared CLI run stays short.
+DENSE = (*SMOKE_OVERRIDES, "prune.enabled=False", "train.admm_epochs=0", "train.finetune_epochs=0")
+SCRIPT = pathlib.Path(sys.executable).parent / "rramjax"
 
 
 def set_args(overrides) -> list[str]:
@@ -70,3 +74,24 @@ def run_once(tmp_path_factory, name: str, produce):
       return result
     finally:
       fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def dense_cli_run(tmp_path_factory):
+  """`rramjax run <smoke> --workdir W` with DENSE, through the console script (as a user types it).
+
+  Shared by test_cli.py and test_runs.py; tests copy the folder before changing anything.
+  Returns (workdir, CompletedProcess).
+  """
+
+  def produce(workdir):
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rramjax"]
+    out = subprocess.run(cmd + ["run", SMOKE_SPEC, "--workdir", str(workdir), "--no-progress",
+                                *set_args(DENSE)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    return {"workdir": str(workdir), "returncode": out.returncode, "stdout": out.stdout,
+            "stderr": out.stderr}
+
+  result = run_once(tmp_path_factory, "cli_dense_run", produce)
+  return pathlib.Path(result["workdir"]), subprocess.CompletedProcess(
+      [], result["returncode"], result["stdout"], result["stderr"])

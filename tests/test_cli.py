@@ -1,16 +1,13 @@
 """The `rramjax` command: help, clean errors (exit 2, no traceback) and an end-to-end smoke run."""
 
 import json
-import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_cli, run_once, set_args
-
-SCRIPT = pathlib.Path(sys.executable).parent / "rramjax"
+from conftest import DENSE, ROOT, SCRIPT, SMOKE_SPEC, run_cli, set_args
 
 
 @pytest.mark.parametrize("how", ["script", "module"])
@@ -27,7 +24,7 @@ def test_help_exits_0(how):
 def test_run_help_lists_the_options():
   out = run_cli("run", "--help")
   assert out.returncode == 0, out.stderr
-  for option in ("--workdir", "--resume", "--set", "--no-progress"):
+  for option in ("--workdir", "--resume", "--overwrite", "--set", "--no-progress"):
     assert option in out.stdout
 
 
@@ -58,30 +55,8 @@ def test_missing_data_exits_2_with_how_to_get_it(tmp_path):
   _clean_error(out, str(tmp_path / "no-data"), "dataset-fashion-mnist")
 
 
-# The dense part of the smoke run: the pruning phases run end to end through the CLI in
-# test_train_loop.py (the resumed run), so this run stays short.
-DENSE = (*SMOKE_OVERRIDES, "prune.enabled=False", "train.admm_epochs=0", "train.finetune_epochs=0")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  """`rramjax run <smoke> --workdir W` through the console script (as a user types it)."""
-
-  def produce(workdir):
-    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "rramjax"]
-    out = subprocess.run(cmd + ["run", SMOKE_SPEC, "--workdir", str(workdir), "--no-progress",
-                                *set_args(DENSE)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    return {"workdir": str(workdir), "returncode": out.returncode, "stdout": out.stdout,
-            "stderr": out.stderr}
-
-  result = run_once(tmp_path_factory, "cli_dense_run", produce)
-  return pathlib.Path(result["workdir"]), subprocess.CompletedProcess(
-      [], result["returncode"], result["stdout"], result["stderr"])
-
-
-def test_end_to_end_smoke_run_prints_the_report(smoke_run):
-  workdir, out = smoke_run
+def test_end_to_end_smoke_run_prints_the_report(dense_cli_run):
+  workdir, out = dense_cli_run
   assert out.returncode == 0, out.stderr[-3000:]
   assert "== rramjax report ==" in out.stdout
   assert "test accuracy" in out.stdout and "conv total" in out.stdout
@@ -91,9 +66,9 @@ def test_end_to_end_smoke_run_prints_the_report(smoke_run):
     assert (workdir / name).is_file(), name
 
 
-def test_resume_of_corrupt_checkpoint_exits_2_without_traceback(smoke_run, tmp_path):
+def test_resume_of_corrupt_checkpoint_exits_2_without_traceback(dense_cli_run, tmp_path):
   """A damaged checkpoint is a clean error: no traceback from orbax's asynchronous readers."""
-  source, first = smoke_run
+  source, first = dense_cli_run
   assert first.returncode == 0, first.stderr[-3000:]
   workdir = tmp_path / "run"
   shutil.copytree(source, workdir)
@@ -104,4 +79,4 @@ def test_resume_of_corrupt_checkpoint_exits_2_without_traceback(smoke_run, tmp_p
       path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
   out = run_cli("run", SMOKE_SPEC, "--workdir", workdir, "--no-progress", "--resume",
                 *set_args(DENSE))
-  _clean_error(out, str(latest), "is corrupt", "without --resume")
+  _clean_error(out, str(latest), "is corrupt", "--overwrite")

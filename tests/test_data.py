@@ -131,6 +131,19 @@ def test_truncated_gzip_stream_is_reported(fake_dir):
   assert str(path) in str(e.value) and "Reinstall" in str(e.value)
 
 
+def test_corrupt_deflate_data_is_a_data_error(fake_dir):
+  """A broken deflate block raises zlib.error inside gzip, not OSError: it is reported the same way."""
+  folder, _ = fake_dir
+  path = folder / "train-images-idx3-ubyte.gz"
+  raw = bytearray(path.read_bytes())
+  raw[10] = 0xFF  # the first deflate block header (after gzip's 10-byte header): an invalid type
+  path.write_bytes(bytes(raw))
+  with pytest.raises(DataError, match="corrupt or truncated") as e:
+    data.load_dataset("fashion_mnist", "train", data_dir=folder)
+  assert str(path) in str(e.value) and "invalid block type" in str(e.value)
+  assert "--reinstall dataset-fashion-mnist" in str(e.value)
+
+
 def test_labels_out_of_range_are_reported(fake_dir):
   folder, _ = fake_dir
   write_file(folder / "t10k-labels-idx1-ubyte", idx_bytes(np.array([0, 1, 2, 3, 4, 10]), LABELS_MAGIC))

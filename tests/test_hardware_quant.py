@@ -104,10 +104,21 @@ def test_program_cells_leaves_unstored_cells_and_gradient():
     {"prog_noise": -1.0}, {"stuck_at_0_rate": 1.5}, {"stuck_at_0_rate": 0.6, "stuck_at_max_rate": 0.6},
     {"sign_encoding": "twos"}, {"adc_full_scale": "auto"}, {"weight_bits": 1},
     {"adc_percentile": 0.0}, {"cell_bits": 2.5},
+    # Bit widths beyond what the integer model holds (weight_bits=40 used to overflow 30 s in).
+    {"weight_bits": 40, "adc_bits": 40}, {"weight_bits": 17}, {"input_bits": 17}, {"cell_bits": 9},
+    {"dac_bits": 9}, {"adc_bits": 25}, {"adc_bits": 20, "cell_bits": 1, "dac_bits": 1},
+    {"weight_bits": 16, "input_bits": 16, "cell_bits": 8, "dac_bits": 8, "adc_bits": 16},
 ])
 def test_config_validation(changes):
   with pytest.raises(ConfigError):
     HardwareConfig(**changes)
+
+
+def test_widest_bit_widths_int32_holds_are_accepted():
+  """adc_bits + shifts = 31 exactly: the largest shifted ADC code is (2^15 - 1) * 2^16 < 2^31."""
+  hw = HardwareConfig(weight_bits=16, input_bits=16, cell_bits=8, dac_bits=8, adc_bits=15)
+  assert (2**hw.adc_bits - 1) * 2 ** (hw.dac_bits + hw.cell_bits) < 2**31
+  HardwareConfig(adc_bits=24, cell_bits=2, dac_bits=2, weight_bits=4, input_bits=4)  # 24 + 2 + 2
 
 
 def test_config_derived_defaults():

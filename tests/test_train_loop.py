@@ -173,10 +173,22 @@ def test_resume_from_the_admm_checkpoint_replays_the_last_phase(reference, tmp_p
   shutil.copytree(reference["workdir"], workdir)
   shutil.rmtree(workdir / "checkpoints" / str(EPOCHS))
   (workdir / "summary.json").unlink()
-  logs = []
+  # The last epoch's rows stay in metrics.jsonl, as a kill after them leaves them; a line cut
+  # short by the kill follows.
+  last_rows = [r for r in (workdir / "metrics.jsonl").read_text().splitlines()
+               if json.loads(r)["step"] > (EPOCHS - 1) * STEPS_PER_EPOCH]
+  with (workdir / "metrics.jsonl").open("a") as f:
+    f.write('{"time": 1.0, "phase": "finetu')
+  logs, notices = [], []
   summary = loop.train_and_evaluate(smoke_config(), workdir, resume=True, progress=False,
-                                    log=logs.append)
+                                    log=logs.append, warn=notices.append)
   assert any(f"after epoch {EPOCHS - 1}" in line for line in logs), logs
+  # Those rows are moved aside, never deleted; the notice names the side file.
+  side = list(workdir.glob("metrics.dropped-*.jsonl"))
+  assert len(side) == 1 and str(side[0]) in " ".join(notices), notices
+  assert side[0].read_text().splitlines() == [*last_rows, '{"time": 1.0, "phase": "finetu']
+  assert_summaries_equal(comparable_metrics(workdir / "metrics.jsonl"),
+                         comparable_metrics(reference["workdir"] / "metrics.jsonl"))
   assert_summaries_equal(comparable_summary(summary, workdir),
                          comparable_summary(reference["summary"], reference["workdir"]))
   assert_trees_close(restore_raw(workdir, EPOCHS), restore_raw(reference["workdir"], EPOCHS))
@@ -197,7 +209,10 @@ def test_nan_loss_raises_with_the_step_and_keeps_the_last_good_checkpoint(traine
   msg = str(e.value)
   # log_every=2: the first loss check of epoch 2 follows its second step, global step 6.
   assert "became nan at step 6 (epoch 2, phase pretrain)" in msg
-  assert str(tmp_path / "checkpoints") in msg and "--resume" in msg
+  assert "Lower train.pretrain_lr" in msg
+  # The checkpoint it names is the newest one on disk, and it exists.
+  assert f"The last good checkpoint is '{tmp_path / 'checkpoints' / '1'}' (after epoch 1)" in msg
+  assert "--overwrite" in msg and "--resume" in msg
 
   ckpt = Checkpointer(tmp_path / "checkpoints")
   assert ckpt.latest_epoch() == 1
@@ -226,12 +241,12 @@ def test_corrupt_checkpoint_resume_raises_checkpoint_error(reference, tmp_path, 
     loop.train_and_evaluate(smoke_config(), workdir, resume=True, progress=False, log=quiet)
   msg = str(e.value)
   assert str(latest) in msg
-  assert "Delete that folder to fall back to an earlier epoch" in msg and "without --resume" in msg
+  assert "Delete that folder to fall back to an earlier epoch" in msg and "afresh with --overwrite" in msg
 
 
 def test_restore_without_checkpoint_says_so(tmp_path):
   ckpt = Checkpointer(tmp_path / "checkpoints")
-  with pytest.raises(CheckpointError, match="No checkpoint in .*start without --resume"):
+  with pytest.raises(CheckpointError, match="No checkpoint in .*start afresh with --overwrite"):
     ckpt.restore({"x": jnp.zeros(2)})
   ckpt.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import pathlib
+import zlib
 
 import numpy as np
 
@@ -52,9 +53,10 @@ def _read_bytes(path: pathlib.Path) -> bytes:
       with gzip.open(path, "rb") as f:
         return f.read()
     return path.read_bytes()
-  except (OSError, EOFError, gzip.BadGzipFile) as e:
-    raise DataError(f"Cannot read {str(path)!r} ({e}); the file is corrupt or truncated. "
-                    f"Reinstall it. {_HOW_TO_GET}") from e
+  except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # zlib: corrupt deflate data
+    raise DataError(f"Cannot read {str(path)!r} ({type(e).__name__}: {e}); the file is corrupt or "
+                    "truncated. Reinstall it (`apt-get install --reinstall dataset-fashion-mnist` "
+                    f"for Debian's folder) or replace it. {_HOW_TO_GET}") from e
 
 
 def read_idx(path: str | os.PathLike, *, magic: int, ndim: int) -> np.ndarray:

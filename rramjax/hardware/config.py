@@ -83,6 +83,7 @@ class HardwareConfig:
           f"({self.ou_cols}) so that OU strips tile the array.")
     if self.weight_bits < 2:
       raise ConfigError("HardwareConfig.weight_bits must be >= 2 (one sign bit and one magnitude bit).")
+    self._check_bit_limits()
     for name in ("e_ou_pj", "e_adc_pj", "e_dac_pj", "read_noise_lsb", "prog_noise"):
       value = getattr(self, name)
       if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -105,6 +106,37 @@ class HardwareConfig:
     if self.adc_full_scale not in ADC_FULL_SCALE_MODES:
       raise ConfigError(f"HardwareConfig.adc_full_scale must be one of {ADC_FULL_SCALE_MODES}, "
                         f"got {self.adc_full_scale!r}.")
+
+  def _check_bit_limits(self):
+    """Upper bounds on the bit widths: what the integer crossbar model and the cost model hold.
+
+    * weight_bits, input_bits <= 16: codes are sliced with int32 shifts and held in float32
+      (exact below 2^24); 16 is twice the paper's 8.
+    * cell_bits, dac_bits <= 8: cells and DAC slices are the operands of the OU matmul, which
+      stays exact under every XLA precision only up to 8 bits (bfloat16), and the ADC
+      calibration counts OU sums in 9 * (2^dac_bits - 1) * (2^cell_bits - 1) + 1 bins.
+    * adc_bits <= 24: ADC codes are held in float32.
+    * Shift-and-add in int32: the largest ADC code times the largest place value (slice and
+      cell) must stay below 2^31, that is
+      adc_bits + (input_slices - 1) * dac_bits + (cells_per_weight - 1) * cell_bits <= 31
+      (8 + 4 + 4 = 16 for the paper's hardware).
+    """
+    limits = (("weight_bits", 16, "weight codes are sliced in int32 and held in float32"),
+              ("input_bits", 16, "input codes are sliced in int32 and held in float32"),
+              ("cell_bits", 8, "cell levels enter the OU matmul, exact up to 8 bits"),
+              ("dac_bits", 8, "DAC slices enter the OU matmul, exact up to 8 bits"),
+              ("adc_bits", 24, "ADC codes are held in float32, exact below 2^24"))
+    for name, top, why in limits:
+      if getattr(self, name) > top:
+        raise ConfigError(f"HardwareConfig.{name} must be <= {top} ({why}), got "
+                          f"{getattr(self, name)}.")
+    shift = (self.input_slices - 1) * self.dac_bits + (self.cells_per_weight - 1) * self.cell_bits
+    if self.adc_bits + shift > 31:
+      raise ConfigError(
+          f"HardwareConfig: adc_bits + the largest shift ({self.adc_bits} + {shift}) must be <= 31, "
+          "so that the shift-and-add of ADC codes fits int32: use fewer adc_bits, or fewer DAC "
+          "slices and cells per weight (larger dac_bits / cell_bits, smaller input_bits / "
+          "weight_bits).")
 
   @classmethod
   def from_dict(cls, values: Mapping[str, Any]) -> "HardwareConfig":

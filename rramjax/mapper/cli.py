@@ -31,6 +31,7 @@ from rramjax.mapper.plots import plot_report
 from rramjax.mapper.report import format_table, write_csv, write_json
 from rramjax.plan import FILTER_ORDERS
 from rramjax.presets import VGG16_PLAN, pool_after
+from rramjax.paths import check_output_dir
 
 DEFAULT_INPUT_SIZE = 32
 DEFAULT_POOL_AFTER = ",".join(map(str, pool_after(VGG16_PLAN)))  # VGG16: 1,3,6,9,12
@@ -123,8 +124,10 @@ def run_map(args: argparse.Namespace, masks_file=None) -> int:
     masks_file: the masks to map when `args.masks` is a run folder (default: its masks.npz).
 
   Returns:
-    0 (errors raise `MaskError` or `ConfigError` with a message for the user).
+    0 (errors raise `MaskError`, `ConfigError`, or `WorkdirError` for an unusable --out, with a
+    message for the user, before anything is printed or written).
   """
+  check_output_dir(args.out, "--out")
   if os.path.isdir(args.masks) and not is_run_folder(args.masks):
     raise MaskError(f"{args.masks!r} is a folder without {RUN_CONFIG}, not a run folder; pass a run's "
                     "--workdir or an .npz of masks.")

@@ -3,14 +3,25 @@
 Each epoch's folder also holds `checksums.json` (SHA-256 of every file of its items), checked
 before a restore: orbax restores a bit-flipped array silently, and a truncated file makes its
 asynchronous readers print tracebacks after the error.
+
+A save runs with SIGINT and SIGTERM held back (delivered as soon as it is complete): orbax
+writes with background threads, and an interrupt that unwinds the main thread in the middle of
+a write leaves them running into interpreter shutdown, where they fail ("cannot schedule new
+futures after shutdown"), hang the exit for minutes, and crash the process (SIGSEGV) when a
+second Ctrl-C cuts the shutdown short. An interrupted run therefore always ends on a complete
+checkpoint or with the unfinished one abandoned (orbax's temporary folder, never renamed to an
+epoch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
+import signal
+import threading
 from typing import Any
 
 import jax
@@ -22,8 +33,8 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 from rramjax.errors import CheckpointError
 
 CHECKSUMS = "checksums.json"
-_WHAT_TO_DO = ("Delete that folder to fall back to an earlier epoch, or start the run afresh "
-               "without --resume.")
+_WHAT_TO_DO = ("Delete that folder to fall back to an earlier epoch, or start the run afresh with "
+               "--overwrite (or in a new --workdir).")
 
 
 def _digests(folder: pathlib.Path) -> dict[str, str]:
@@ -34,6 +45,30 @@ def _digests(folder: pathlib.Path) -> dict[str, str]:
       with path.open("rb") as f:
         out[path.relative_to(folder).as_posix()] = hashlib.file_digest(f, "sha256").hexdigest()
   return out
+
+
+@contextlib.contextmanager
+def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
+  """Holds back `signums` inside the block and delivers them (once each) when it ends.
+
+  Only the main thread receives signals; elsewhere, and for handlers not set from Python, the
+  block runs unchanged.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  received = []
+  previous = {s: signal.getsignal(s) for s in signums}
+  previous = {s: h for s, h in previous.items() if h is not None}
+  for s in previous:
+    signal.signal(s, lambda signum, frame: received.append(signum))
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+    for s in dict.fromkeys(received):
+      signal.raise_signal(s)
 
 
 class Checkpointer:
@@ -53,13 +88,18 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, epoch: int, state: Any, meta: dict):
-    self._manager.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    self._manager.wait_until_finished()
-    folder = self.directory / str(epoch)
-    tmp = folder / (CHECKSUMS + ".tmp")
-    tmp.write_text(json.dumps(_digests(folder), indent=0))
-    os.replace(tmp, folder / CHECKSUMS)
+    """Writes epoch's checkpoint and its checksums; returns when both are on disk.
+
+    SIGINT/SIGTERM arriving meanwhile take effect when the save is complete (`signals_held`).
+    """
+    with signals_held():
+      self._manager.save(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+      self._manager.wait_until_finished()
+      folder = self.directory / str(epoch)
+      tmp = folder / (CHECKSUMS + ".tmp")
+      tmp.write_text(json.dumps(_digests(folder), indent=0))
+      os.replace(tmp, folder / CHECKSUMS)
 
   def all_epochs(self) -> list[int]:
     return list(self._manager.all_steps())
@@ -93,7 +133,7 @@ class Checkpointer:
     """
     epoch = self.latest_epoch() if epoch is None else epoch
     if epoch is None:
-      raise CheckpointError(f"No checkpoint in {str(self.directory)!r}: start without --resume.")
+      raise CheckpointError(f"No checkpoint in {str(self.directory)!r}: start afresh with --overwrite.")
     self.verify(epoch)
     try:
       out = self._manager.restore(epoch, args=ocp.args.Composite(
@@ -109,4 +149,5 @@ class Checkpointer:
     return state, dict(out.meta)
 
   def close(self):
+    """Waits for any write in flight and stops orbax's threads (call it on every exit path)."""
     self._manager.close()

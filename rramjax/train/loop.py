@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import pathlib
+import sys
 import time
 
 import jax
@@ -28,6 +29,7 @@ from rramjax import models
 from rramjax.config import Config
 from rramjax.errors import TrainingDivergedError
 from rramjax.train import phases
+from rramjax.train import workdir as workdir_lib
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.metrics import MetricsWriter
 from rramjax.train.step import make_eval_step, make_train_step
@@ -213,18 +215,18 @@ class Trainer:
     sums = {"loss": 0.0, "correct": 0.0}
     every = self.config.train.log_every
     hook_every, hook = phases.step_hook(self, epoch)
+    start_loss = None
     for i, (images, labels) in enumerate(bar):
       state, metrics = step_fn(state, images, labels)
       sums = {k: sums[k] + metrics[k] for k in sums}
+      if i == 0:  # the loss of the weights the epoch starts from (computed before the update)
+        start_loss = float(metrics["loss"])
       if hook_every and (i + 1) % hook_every == 0 and i + 1 < epoch.steps:
         state = hook(state)
       if (i + 1) % every == 0 or i + 1 == epoch.steps:
         loss = float(metrics["total_loss"])
-        if not math.isfinite(loss):
-          raise TrainingDivergedError(
-              f"The loss became {loss} at step {int(state['step'])} (epoch {epoch.index + 1}, phase "
-              f"{epoch.phase}). The last good checkpoint is kept in {self.workdir / 'checkpoints'}; "
-              "lower the learning rate (or rho) and resume with --resume.")
+        check_divergence(self.config, epoch, int(state["step"]), loss, float(metrics["loss"]),
+                         start_loss, self.train_ds.num_classes)
         bar.set_postfix(loss=f"{loss:.4f}")
         writer.write({"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
                       "train_loss": float(metrics["loss"])})
@@ -236,6 +238,53 @@ class Trainer:
     record.update({f"test_{k}": v for k, v in self.evaluate(state).items()})
     record.update(phases.epoch_report(self, state, epoch))
     return state, record
+
+
+def check_divergence(config: Config, epoch: Epoch, step: int, total_loss: float, loss: float,
+                     start_loss: float, num_classes: int) -> None:
+  """Stops a run whose loss is non-finite or far above where its epoch started.
+
+  The rule: the total loss (with any penalty) is NaN or inf, or the data loss exceeds
+  `train.divergence_factor` times max(the loss at the epoch's first step, ln(num_classes)).
+  ln(num_classes) is the loss of a uniform guess: the floor keeps a well-trained model's small
+  loss from tripping on an ordinary noisy batch. The reference is per epoch because a resumed
+  run starts at an epoch, so it stops exactly where an uninterrupted run would.
+
+  Raises:
+    TrainingDivergedError: saying what happened and what to change (the caller adds which
+      checkpoint is kept).
+  """
+  where = f"at step {step} (epoch {epoch.index + 1}, phase {epoch.phase})"
+  factor = config.train.divergence_factor
+  lr_key = f"train.{epoch.phase}_lr"
+  fix = f"Lower {lr_key} (now {epoch.lr:g}){' or prune.rho' if epoch.phase == 'admm' else ''}"
+  if not math.isfinite(total_loss):
+    raise TrainingDivergedError(f"The loss became {total_loss} {where}. {fix}.")
+  floor = math.log(num_classes)
+  reference = max(start_loss, floor) if math.isfinite(start_loss) else floor
+  if not loss <= factor * reference:  # also catches a NaN data loss
+    raise TrainingDivergedError(
+        f"The loss reached {loss:.4g} {where}, over train.divergence_factor ({factor:g}) times "
+        f"{reference:.4g} (the larger of its value at the epoch's first step, {start_loss:.4g}, "
+        f"and ln({num_classes} classes)). {fix}, or raise train.divergence_factor (allowed on "
+        "--resume) if such a loss is expected.")
+
+
+def _diverged(error: TrainingDivergedError, workdir: pathlib.Path) -> TrainingDivergedError:
+  """`error` with the checkpoint that is kept, and how to go on from it, added."""
+  last = workdir_lib.last_checkpoint(workdir)
+  if last is None:
+    kept = ("No checkpoint exists yet (no epoch finished): start afresh with --overwrite or a "
+            "new --workdir.")
+  else:
+    kept = (f"The last good checkpoint is {str(last)!r} (after epoch {last.name}): start afresh "
+            "with --overwrite or a new --workdir, or copy that folder into a new folder's "
+            "checkpoints/ and --resume there with the changed config.")
+  return TrainingDivergedError(f"{error} {kept}")
+
+
+def _stderr(message: str):
+  print(message, file=sys.stderr)
 
 
 def _before_hwtune(trainer: Trainer, ckpt: Checkpointer, log) -> dict | None:
@@ -251,28 +300,64 @@ def _before_hwtune(trainer: Trainer, ckpt: Checkpointer, log) -> dict | None:
 
 
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: bool = False,
-                       progress: bool = True, log=print) -> dict:
-  """Runs (or resumes) the configured pipeline in `workdir` and returns the final summary."""
+                       overwrite: bool = False, progress: bool = True, log=print,
+                       warn=None) -> dict:
+  """Runs (or resumes) the configured pipeline in `workdir` and returns the final summary.
+
+  Every check runs before anything is written in `workdir` (see `rramjax.train.workdir`): the
+  folder, the resume contract, the data, the plan and, on resume, the checkpoint itself.
+
+  Args:
+    config: the run's config.
+    workdir: the run folder.
+    resume: continue the run recorded in `workdir` from its last checkpoint.
+    overwrite: replace a run already in `workdir` (its files are removed, and named via `warn`).
+    progress: show a progress bar.
+    log: called with each progress line (epoch records, the resume point).
+    warn: called with notices about the folder (default: printed to stderr).
+
+  Returns:
+    The summary (also written to summary.json).
+
+  Raises:
+    WorkdirError: the folder cannot be written, or holds a run and neither flag is given.
+    ConfigError: a bad config, or (on resume) one that differs from the recorded run.
+    CheckpointError: on resume, no checkpoint or an unreadable one.
+    DataError: the data set is missing or corrupt.
+    TrainingDivergedError: the loss diverged; names the checkpoint that is kept.
+  """
+  warn = warn or _stderr
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+  mode = workdir_lib.prepare(workdir, config, resume=resume, overwrite=overwrite, warn=warn)
   trainer = Trainer(config, workdir, progress=progress)
   phase_ends = [e.index + 1 for e in trainer.plan if e.in_phase == e.phase_epochs - 1]
+  if mode == "overwrite":
+    workdir_lib.clear_run(workdir, warn)
+  workdir.mkdir(parents=True, exist_ok=True)
   ckpt = Checkpointer(workdir / "checkpoints", keep_epochs=phase_ends)
-  state, start, resume_step = trainer.template, 0, None
-  if resume and ckpt.latest_epoch() is not None:
-    state, meta = ckpt.restore(trainer.template)
-    start, resume_step = meta["epochs_done"], int(state["step"])
-    log(f"Resumed from {ckpt.directory / str(start)} after epoch {start} (step {resume_step}).")
-  writer = MetricsWriter(workdir / "metrics.jsonl", resume_step)
-  t0 = time.time()
-  for epoch in trainer.plan[start:]:
-    state, record = trainer.run_epoch(state, epoch, writer)
-    record["elapsed_s"] = round(time.time() - t0, 1)
-    writer.write(record)
-    ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
-    log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-  summary = phases.final_report(trainer, state, _before_hwtune(trainer, ckpt, log))
-  ckpt.close()
+  try:  # orbax's threads are stopped on every exit: no tracebacks or hangs after an error
+    state, start, resume_step = trainer.template, 0, None
+    if mode == "resume":
+      state, meta = ckpt.restore(trainer.template)
+      start, resume_step = meta["epochs_done"], int(state["step"])
+      log(f"Resumed from {ckpt.directory / str(start)} after epoch {start} (step {resume_step}).")
+    workdir_lib.write_config(workdir, config)
+    writer = MetricsWriter(workdir / "metrics.jsonl", resume_step)
+    if writer.dropped:
+      warn(f"Moved {writer.dropped[1]} metrics row(s) past step {resume_step} (not in the "
+           f"checkpoint) to {writer.dropped[0]}.")
+    t0 = time.time()
+    for epoch in trainer.plan[start:]:
+      try:
+        state, record = trainer.run_epoch(state, epoch, writer)
+      except TrainingDivergedError as e:
+        raise _diverged(e, workdir) from None
+      record["elapsed_s"] = round(time.time() - t0, 1)
+      writer.write(record)
+      ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
+      log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    summary = phases.final_report(trainer, state, _before_hwtune(trainer, ckpt, log))
+  finally:
+    ckpt.close()
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
   return summary
