@@ -34,6 +34,7 @@ from rramjax.hardware.config import HardwareConfig
 from rramjax.plan import POSITIONS, OuPlan, make_plan
 
 BACKENDS = ("numba", "pallas", "xla")
+DATA_AXIS = "data"  # the batch axis of a data-parallel mesh (rramjax.train.parallel)
 
 
 def make_ou_plan(mask, hw: HardwareConfig | None = None, *, scheme: str = "pattern",
@@ -340,5 +341,27 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
   noisy = noise_key is not None and noise_lsb > 0
   spec = _spec(plan, hw, grid, backend, cell_place, noisy)
   seeds = jax.random.bits(noise_key, (2,), jnp.uint32) if noisy else jnp.zeros((2,), jnp.uint32)
-  noise = (jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32)
-  return _core(spec, x_codes, _tile_cells(cells, plan), lsb, seeds, jax.lax.stop_gradient(noise))
+  noise = jax.lax.stop_gradient((jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32))
+  cellmat = _tile_cells(cells, plan)
+  devices = _data_devices()
+  if devices == 1 or n % devices:
+    return _core(spec, x_codes, cellmat, lsb, seeds, noise)
+  # Under a data-parallel mesh: XLA cannot partition the kernel, so each device runs it on its
+  # slice of the batch (its own read-noise draws: the device index enters the seeds).
+  local = dataclasses.replace(spec, grid=Grid(n // devices, h, w))
+
+  def per_device(x_codes, cellmat, lsb, seeds, noise):
+    index = jax.lax.axis_index(DATA_AXIS).astype(jnp.uint32)
+    return _core(local, x_codes, cellmat, lsb, seeds ^ (index * jnp.uint32(0x9E3779B9)), noise)
+
+  batch, whole = jax.sharding.PartitionSpec(DATA_AXIS), jax.sharding.PartitionSpec()
+  return jax.shard_map(per_device, in_specs=(batch, whole, whole, whole, whole),
+                       out_specs=batch, check_vma=False)(x_codes, cellmat, lsb, seeds, noise)
+
+
+def _data_devices() -> int:
+  """Devices on the `data` axis of the mesh being traced under (1 without one)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh is None or mesh.empty or DATA_AXIS not in mesh.axis_names:
+    return 1
+  return mesh.shape[DATA_AXIS]
