@@ -16,9 +16,7 @@ import typing
 from typing import Any, Mapping
 
 from rramjax.errors import ConfigError
-from rramjax.hardware.config import HardwareConfig
-
-FIDELITIES = ("ideal", "quant", "ou")
+from rramjax.hardware.config import FIDELITIES, HardwareConfig
 
 
 def _check(cond: bool, path: str, msg: str):
@@ -30,7 +28,7 @@ def _check(cond: bool, path: str, msg: str):
 class DataConfig:
   name: str = "fashion_mnist"
   data_dir: str | None = None          # Fashion-MNIST IDX folder (else $RRAMJAX_FASHION_MNIST_DIR)
-  tfds_data_dir: str | None = None     # tensorflow-datasets folder for CIFAR / ImageNet
+  tfds_data_dir: str | None = None     # tensorflow-datasets folder for CIFAR
   pad_to: int | None = None            # zero-pad images to this side (28 -> 32 for VGG16)
   normalize: str = "unit"              # 'unit' ([0,1], needed by the crossbar) or 'standard'
   augment: str = "none"                # 'none' or 'crop_flip'
@@ -39,8 +37,8 @@ class DataConfig:
   test_limit: int | None = None
 
   def validate(self, p):
-    _check(self.name in ("fashion_mnist", "cifar10", "cifar100", "imagenet"), f"{p}.name",
-           f"unknown data set {self.name!r}; use fashion_mnist, cifar10, cifar100 or imagenet.")
+    _check(self.name in ("fashion_mnist", "cifar10", "cifar100"), f"{p}.name",
+           f"unknown data set {self.name!r}; use fashion_mnist, cifar10 or cifar100.")
     _check(self.normalize in ("unit", "standard"), f"{p}.normalize", "use 'unit' or 'standard'.")
     _check(self.augment in ("none", "crop_flip"), f"{p}.augment", "use 'none' or 'crop_flip'.")
     for key in ("pad_to", "train_limit", "test_limit"):

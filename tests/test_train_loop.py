@@ -25,7 +25,7 @@ import pytest
 from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_once, set_args
 from rramjax.config import load_config
 from rramjax.errors import CheckpointError, TrainingDivergedError
-from rramjax.train import loop, phases
+from rramjax.train import hardware_glue, loop
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.metrics import read_metrics
 from rramjax.train.step import apply_masks, conv_kernels, make_train_step
@@ -243,11 +243,11 @@ def _finetune(trainer):
 
 def _pruned_state(trainer, tx, seed=0, keep=0.5):
   """The run's state with random 0/1 masks and the weights projected, as hard pruning leaves it."""
-  state = trainer.template
+  state = trainer.initial_state()
   rng = np.random.default_rng(seed)
   masks = [jnp.asarray(rng.random(m.shape) < keep, jnp.float32) for m in state["masks"]]
   state = {**state, "masks": masks, "params": apply_masks(state["params"], masks)}
-  state["opt_state"] = tx.init(phases.trainable(state, trainer.config))
+  state["opt_state"] = tx.init(hardware_glue.trainable(state, trainer.config))
   return state
 
 
@@ -279,7 +279,7 @@ def test_train_step_traces_once_over_many_steps(trainer):
   chex.clear_trace_counter()
   config, epoch = trainer.config, _finetune(trainer)
   tx = loop.create_optimizer(config, epoch.lr, epoch.phase_epochs * epoch.steps)
-  builder = chex.assert_max_traces(phases.conv_builder(config, "ideal"), n=1)
+  builder = chex.assert_max_traces(hardware_glue.conv_builder("ideal", config.hardware), n=1)
   step = make_train_step(trainer.graph_train, tx, builder)  # the loop's finetune arguments
   state = _pruned_state(trainer, tx)
   for _ in range(2):  # two epochs: 8 steps

@@ -19,6 +19,9 @@ from rramjax.errors import ConfigError
 
 SIGN_ENCODINGS = ("offset", "differential")
 ADC_FULL_SCALE_MODES = ("max", "calibrated", "learned")
+# How faithfully a 3x3 conv layer models the crossbar (rramjax.hardware.make_conv_fn; the config's
+# crossbar.train_fidelity and eval_fidelity): no hardware, quantised codes, the bit-exact OU model.
+FIDELITIES = ("ideal", "quant", "ou")
 
 
 @dataclasses.dataclass(frozen=True)
