@@ -99,7 +99,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PruneConfig:
-  """Pattern + connectivity pruning targets and the ADMM schedule (DESIGN.md section 2)."""
+  """Pattern + connectivity pruning targets and the ADMM schedule (docs/MODEL.md section 2)."""
   enabled: bool = False
   patterns_per_layer: Any = 8          # one int for every 3x3 layer, or a list per layer
   library: str = "greedy"              # 'greedy', 'patdnn' (top-k counting) or 'patdnn_default'
@@ -138,7 +138,7 @@ class PruneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CrossbarConfig:
-  """Which hardware fidelity the fine-tuning and the evaluation see (DESIGN.md section 3)."""
+  """Which hardware fidelity the fine-tuning and the evaluation see (docs/MODEL.md section 3)."""
   train_fidelity: str = "ideal"        # fidelity during masked fine-tuning
   eval_fidelity: str = "ideal"         # fidelity of the hardware evaluation
   eval_seeds: int = 1                  # noise seeds evaluated (vmapped) when noise is on
@@ -250,7 +250,12 @@ def _set_path(values: dict, dotted: str, value: Any):
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-  """'train.batch_size=64' -> ('train.batch_size', 64); values are Python literals or strings."""
+  """'train.batch_size=64' -> ('train.batch_size', 64); values are Python literals or strings.
+
+  Example:
+    >>> parse_override("train.batch_size=64"), parse_override("model.name=vgg16")
+    (('train.batch_size', 64), ('model.name', 'vgg16'))
+  """
   import ast  # pylint: disable=g-import-not-at-top
   if "=" not in text:
     raise ConfigError(f"Override {text!r} must look like section.key=value.")
@@ -263,7 +268,28 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-  """Loads `path/to/config.py[:arg]`, applies `key=value` overrides and validates."""
+  """Loads `path/to/config.py[:arg]`, applies `key=value` overrides and validates.
+
+  Args:
+    spec: a config file, optionally with the argument its `get_config(arg)` receives.
+    overrides: `section.key=value` texts applied in order (`--set` on the command line).
+
+  Returns:
+    The validated `Config`; keys the file leaves out take their defaults.
+
+  Example:
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.py"
+    >>> _ = path.write_text(
+    ...     "def get_config(arg=None):\\n"
+    ...     "  return {'name': 'tiny', 'train': {'batch_size': 32 if arg == 'smoke' else 128}}\\n")
+    >>> config = load_config(f"{path}:smoke", ["train.pretrain_epochs=1"])
+    >>> config.name, config.train.batch_size, config.train.pretrain_epochs, config.model.name
+    ('tiny', 32, 1, 'vgg_small')
+    >>> load_config(str(path), ["train.batch_size=0"])
+    Traceback (most recent call last):
+    rramjax.errors.ConfigError: Config key train.batch_size: must be a positive int, got 0.
+  """
   path_text, _, arg = spec.partition(":")
   path = pathlib.Path(path_text)
   if not path.is_file():

@@ -1,6 +1,6 @@
 """Config presets shared by configs/vgg16_*.py: the paper's VGG16 pruning targets and schedule."""
 
-# The paper's per-layer pattern counts and overall 3x3-conv sparsity (DESIGN.md section 1).
+# The paper's per-layer pattern counts and overall 3x3-conv sparsity (docs/MODEL.md section 1).
 PAPER = {
     "cifar10": ([2, 2, 2, 6, 8, 8, 8, 6, 5, 4, 6, 6, 8], 0.8603),
     "cifar100": ([2, 2, 2, 2, 2, 8, 8, 8, 5, 6, 7, 6, 8], 0.8523),

@@ -1,4 +1,4 @@
-"""Properties of the mapper: blocks, tiles, placement and costs (DESIGN.md section 4)."""
+"""Properties of the mapper: blocks, tiles, placement and costs (docs/MODEL.md section 4)."""
 
 import numpy as np
 import pytest

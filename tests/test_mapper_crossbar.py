@@ -1,4 +1,5 @@
-"""DESIGN.md section 4's functional check: the mapped layer with the ADC on equals the `ou` model.
+"""The mapper's functional check (docs/MODEL.md section 4): the mapped layer with the ADC on
+equals the `ou` model.
 
 This file alone imports jax (through rramjax.hardware.crossbar); the mapper itself stays numpy.
 """

@@ -30,6 +30,12 @@ def as_library_matrix(library):
   Python or numpy codes are validated (`validate_library`). A jax array, possibly traced, is how jitted
   callers such as ADMM pass a fixed library: a `(K, 9)` matrix is used as is and 1-D codes are
   expanded with `code_to_mask`, without value checks (they cannot run on traced values).
+
+  Example:
+    >>> import numpy as np
+    >>> np.asarray(as_library_matrix([16, 27])).astype(int)  # the centre; the top-left 2x2 square
+    array([[0, 0, 0, 0, 1, 0, 0, 0, 0],
+           [1, 1, 0, 1, 1, 0, 0, 0, 0]])
   """
   if isinstance(library, jax.Array):
     if library.ndim == 1:
@@ -85,6 +91,22 @@ def project_to_library(w, library):
 
   References:
     Niu et al., "PatDNN", ASPLOS 2020, arXiv:2001.00138.
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 1, 2), np.float32)           # one input channel, two filters
+    >>> w[:, :, 0, 0] = [[1, 2, 0], [0, 3, 0], [0, 0, 0.5]]
+    >>> w[1:, 1, 0, 1] = [1, 2]                            # the centre and the one below it
+    >>> library = [0b000011011, 0b010111010]  # the top-left 2x2 square; the plus sign
+    >>> w_projected, mask = project_to_library(w, library)
+    >>> np.asarray(mask[:, :, 0, 0]).astype(int)  # the square keeps 1 + 4 + 9 of 14.25
+    array([[1, 1, 0],
+           [1, 1, 0],
+           [0, 0, 0]])
+    >>> np.asarray(w_projected[:, :, 0, 0])       # 0.5 was outside the pattern
+    array([[1., 2., 0.],
+           [0., 3., 0.],
+           [0., 0., 0.]], dtype=float32)
   """
   check_conv_kernel(w)
   return _project_layer(jnp.asarray(w), as_library_matrix(library))
@@ -99,6 +121,13 @@ def projection_choice(w, library):
 
   Returns:
     int32 `(Cin, Cout)`: argmax_k |W_(c,f)|^2 . P[k] (first on ties), -1 for all-zero kernels.
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 1, 3), np.float32)
+    >>> w[0, 0, 0, 0], w[2, 1, 0, 1] = 1.0, 1.0  # top-left corner; the position below the centre
+    >>> np.asarray(projection_choice(w, [0b000011011, 0b010111010]))  # kernel 2 is all zero
+    array([[ 0,  1, -1]], dtype=int32)
   """
   check_conv_kernel(w)
   return _choose_layer(jnp.asarray(w), as_library_matrix(library))
