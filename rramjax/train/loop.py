@@ -138,14 +138,16 @@ class Trainer:
     self.side, self.channels = _input_spec(config, self.train_ds)
     self._make_model = functools.partial(build_model, config, self.train_ds.num_classes, self.side,
                                          self.channels)
-    model = nnx.eval_shape(self._make_model)  # the graph needs shapes only
+    model = nnx.eval_shape(self._make_model)  # the graphs need shapes only
     self.plan_conv = model.plan
+    # The state's structure (the checkpoints' restore target), without allocating it.
+    graph, shapes = nnx.split(model)
+    self.template = jax.eval_shape(
+        lambda s: init_state(config, nnx.merge(graph, s), self.steps_per_epoch), shapes)
     model.train()
     self.graph_train = nnx.graphdef(model)
     model.eval()
     self.graph_eval = nnx.graphdef(model)
-    # The state's structure (the checkpoints' restore target), without allocating it.
-    self.template = jax.eval_shape(self.initial_state)
     self.plan = epoch_plan(config, self.steps_per_epoch)
     targets.check_targets(config, [e.phase for e in self.plan], self.template["masks"])
     self.device_train = self.device_test = None
