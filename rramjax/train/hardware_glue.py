@@ -109,8 +109,8 @@ def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig 
 
 
 def has_noise(hw: HardwareConfig) -> bool:
-  """Whether the crossbar model draws random device effects (read or programming noise, faults)."""
-  return bool(hw.read_noise_lsb or hw.prog_noise or hw.stuck_at_0_rate or hw.stuck_at_max_rate)
+  """Whether the crossbar model draws random device effects (read noise, or programmed cells')."""
+  return bool(hw.read_noise_lsb) or hw_lib.has_device_faults(hw)
 
 
 @functools.lru_cache(maxsize=16)
