@@ -98,6 +98,12 @@ def test_arrays_at_least_lower_bound_and_counts_consistent(mask, hw):
   assert len(records) == pattern["tiles"]
 
 
+def test_arrays_lower_bound_is_cells_over_array_capacity_rounded_up():
+  hw = HardwareConfig(array_rows=16, array_cols=16, ou_rows=9, ou_cols=8)  # 256 cells an array
+  pattern = map_layer(np.ones((3, 3, 4, 4)), hw)["pattern"]  # 144 weights x 2 columns
+  assert pattern["cells"] == 288 and pattern["arrays_lower_bound"] == 2
+
+
 def _adc(mask, hw):
   """ADC conversions per pixel and slice: every kept kernel's columns, once per row chunk."""
   blocks = pattern_blocks(mask)

@@ -81,6 +81,17 @@ def test_greedy_keeps_strictly_more_weight_where_counting_misleads():
   assert library_objective(energy, patdnn) == pytest.approx(10.0)    # 5 kernels x 2
 
 
+def test_greedy_addition_alone_charges_the_size_penalty():
+  """Without the swap search the greedy start decides: its first pick must weigh size too.
+
+  lambda = 610 / 72: one pattern {0, 1} gives F = 600 - 16 lambda, {0, 1, 7, 8} (PatDNN's best)
+  610 - 32 lambda.
+  """
+  w = _groups((3, [0, 1], 10.0), (5, [7, 8], 1.0))
+  assert extract_library_greedy(w, 1, sizes=(2, 3, 4), size_penalty=1.0, swap_passes=0) == \
+      (_code(0, 1),)
+
+
 def test_greedy_mixed_sizes_beats_patdnn_on_its_penalised_objective():
   """Strictly, where the size penalty decides the library.
 
