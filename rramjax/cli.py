@@ -33,7 +33,7 @@ def _run(args) -> int:
   from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
   from rramjax.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
   from rramjax.train import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
-  from rramjax import report  # pylint: disable=g-import-not-at-top
+  from rramjax.train.report import format_summary  # pylint: disable=g-import-not-at-top
   config = load_config(args.config, args.overrides)
   variant = args.config.partition(":")[2]
   workdir = args.workdir or str(workdir_lib.default_workdir(config.name, variant))
@@ -43,20 +43,29 @@ def _run(args) -> int:
   except KeyboardInterrupt as e:
     print(f"rramjax run: {_interrupted(e)}. {workdir_lib.where_it_stands(workdir)}", file=sys.stderr)
     return _exit_code(e)
-  print(report.format_summary(summary))
+  print(format_summary(summary))
   print(f"\nWrote {workdir}/summary.json, metrics.jsonl and checkpoints/.")
   return 0
 
 
 def _add_map(sub):
-  from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
   p = sub.add_parser("map", help="map pruned masks onto crossbars and report area/energy/latency",
                      description="Maps HWIO masks (an .npz or a run's workdir) onto RRAM arrays.")
+  try:
+    from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
+  except ImportError as e:  # `run` stays usable; `map` says why it cannot run (see `_map`)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(map_import_error=e)
+    return
   mapper_cli.add_map_arguments(p)
 
 
 def _map(args) -> int:
   import os  # pylint: disable=g-import-not-at-top
+  error = getattr(args, "map_import_error", None)
+  if error is not None:
+    raise RramjaxError(f"the mapper cannot be imported ({type(error).__name__}: {error}); "
+                       "reinstall rramjax (`pip install -e .`) and check that numpy imports.")
   from rramjax.mapper import cli as mapper_cli  # pylint: disable=g-import-not-at-top
   from rramjax.paths import check_output_dir  # pylint: disable=g-import-not-at-top
   check_output_dir(args.out, "--out")  # before anything is exported, printed or written
@@ -77,10 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
       "pruning, a differentiable crossbar model, and a crossbar mapper with a cost model.")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_run(sub)
-  try:
-    _add_map(sub)
-  except ImportError:
-    pass
+  _add_map(sub)
   return parser
 
 

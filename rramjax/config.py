@@ -16,10 +16,8 @@ import typing
 from typing import Any, Mapping
 
 from rramjax.errors import ConfigError
-from rramjax.hardware.config import HardwareConfig
+from rramjax.hardware.config import FIDELITIES, HardwareConfig
 from rramjax.mapper.options import MapperConfig
-
-FIDELITIES = ("ideal", "quant", "ou")
 
 
 def _check(cond: bool, path: str, msg: str):
@@ -31,7 +29,7 @@ def _check(cond: bool, path: str, msg: str):
 class DataConfig:
   name: str = "fashion_mnist"
   data_dir: str | None = None          # Fashion-MNIST IDX folder (else $RRAMJAX_FASHION_MNIST_DIR)
-  tfds_data_dir: str | None = None     # tensorflow-datasets folder for CIFAR / ImageNet
+  tfds_data_dir: str | None = None     # tensorflow-datasets folder for CIFAR
   pad_to: int | None = None            # zero-pad images to this side (28 -> 32 for VGG16)
   normalize: str = "unit"              # 'unit' ([0,1], needed by the crossbar) or 'standard'
   augment: str = "none"                # 'none' or 'crop_flip'
@@ -40,8 +38,8 @@ class DataConfig:
   test_limit: int | None = None
 
   def validate(self, p):
-    _check(self.name in ("fashion_mnist", "cifar10", "cifar100", "imagenet"), f"{p}.name",
-           f"unknown data set {self.name!r}; use fashion_mnist, cifar10, cifar100 or imagenet.")
+    _check(self.name in ("fashion_mnist", "cifar10", "cifar100"), f"{p}.name",
+           f"unknown data set {self.name!r}; use fashion_mnist, cifar10 or cifar100.")
     _check(self.normalize in ("unit", "standard"), f"{p}.normalize", "use 'unit' or 'standard'.")
     _check(self.augment in ("none", "crop_flip"), f"{p}.augment", "use 'none' or 'crop_flip'.")
     for key in ("pad_to", "train_limit", "test_limit"):
@@ -107,7 +105,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PruneConfig:
-  """Pattern + connectivity pruning targets and the ADMM schedule (DESIGN.md section 2)."""
+  """Pattern + connectivity pruning targets and the ADMM schedule (docs/MODEL.md section 2)."""
   enabled: bool = False
   patterns_per_layer: Any = 8          # one int for every 3x3 layer, or a list per layer
   library: str = "greedy"              # 'greedy', 'patdnn' (top-k counting) or 'patdnn_default'
@@ -151,7 +149,7 @@ class PruneConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CrossbarConfig:
-  """Which hardware fidelity the fine-tuning and the evaluation see (DESIGN.md section 3)."""
+  """Which hardware fidelity the fine-tuning and the evaluation see (docs/MODEL.md section 3)."""
   train_fidelity: str = "ideal"        # fidelity during masked fine-tuning
   eval_fidelity: str = "ideal"         # fidelity of the hardware evaluation
   eval_seeds: int = 1                  # noise seeds evaluated (vmapped) when noise is on
@@ -264,7 +262,12 @@ def _set_path(values: dict, dotted: str, value: Any):
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-  """'train.batch_size=64' -> ('train.batch_size', 64); values are Python literals or strings."""
+  """'train.batch_size=64' -> ('train.batch_size', 64); values are Python literals or strings.
+
+  Example:
+    >>> parse_override("train.batch_size=64"), parse_override("model.name=vgg16")
+    (('train.batch_size', 64), ('model.name', 'vgg16'))
+  """
   import ast  # pylint: disable=g-import-not-at-top
   if "=" not in text:
     raise ConfigError(f"Override {text!r} must look like section.key=value.")
@@ -277,7 +280,28 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-  """Loads `path/to/config.py[:arg]`, applies `key=value` overrides and validates."""
+  """Loads `path/to/config.py[:arg]`, applies `key=value` overrides and validates.
+
+  Args:
+    spec: a config file, optionally with the argument its `get_config(arg)` receives.
+    overrides: `section.key=value` texts applied in order (`--set` on the command line).
+
+  Returns:
+    The validated `Config`; keys the file leaves out take their defaults.
+
+  Example:
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.py"
+    >>> _ = path.write_text(
+    ...     "def get_config(arg=None):\\n"
+    ...     "  return {'name': 'tiny', 'train': {'batch_size': 32 if arg == 'smoke' else 128}}\\n")
+    >>> config = load_config(f"{path}:smoke", ["train.pretrain_epochs=1"])
+    >>> config.name, config.train.batch_size, config.train.pretrain_epochs, config.model.name
+    ('tiny', 32, 1, 'vgg_small')
+    >>> load_config(str(path), ["train.batch_size=0"])
+    Traceback (most recent call last):
+    rramjax.errors.ConfigError: Config key train.batch_size: must be a positive int, got 0.
+  """
   path_text, _, arg = spec.partition(":")
   path = pathlib.Path(path_text)
   if not path.is_file():

@@ -5,7 +5,8 @@ and the scripts read these; the mapper may import this module because it imports
 
 References:
   Simonyan and Zisserman, arXiv:1409.1556 (configuration D = VGG16).
-  Yu et al., NVMSA 2021, arXiv:2010.06156 (the table: pattern counts, sparsity, efficiencies).
+  Yu et al., NVMSA 2021, arXiv:2010.06156 (the table: pattern counts, sparsity, efficiencies;
+  docs/MODEL.md section 1).
 """
 
 from __future__ import annotations

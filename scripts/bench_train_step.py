@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from rramjax.config import load_config
-from rramjax.train import phases
+from rramjax.train import hardware_glue
 from rramjax.train.loop import Trainer
 
 
@@ -51,8 +51,8 @@ def main(argv=None) -> int:
     trainer = Trainer(config, "/tmp/rramjax_bench", progress=False)
     epoch = trainer.plan[-1]
     tx, step = trainer.train_step(epoch)
-    state = phases.calibrate(trainer, trainer.template)
-    state = {**state, "opt_state": tx.init(phases.trainable(state, config))}
+    state = trainer.calibrate(trainer.initial_state())
+    state = {**state, "opt_state": tx.init(hardware_glue.trainable(state, config))}
     images, labels = next(iter(trainer.train_batches(0)))
     box = {"state": state}
 

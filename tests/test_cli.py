@@ -55,6 +55,17 @@ def test_missing_data_exits_2_with_how_to_get_it(tmp_path):
   _clean_error(out, str(tmp_path / "no-data"), "dataset-fashion-mnist")
 
 
+def test_map_without_an_importable_mapper_is_a_clear_error(monkeypatch, capsys):
+  """A broken install keeps `map` in the help and says why it cannot run (exit 2, one line)."""
+  from rramjax import cli  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(sys.modules, "rramjax.mapper", None)  # makes `import rramjax.mapper` fail
+  assert "{run,map}" in cli.build_parser().format_help()
+  assert cli.main(["map", "masks.npz", "--out", "unused"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("rramjax map: error: the mapper cannot be imported ("), err
+  assert "reinstall rramjax" in err and "Traceback" not in err
+
+
 def test_end_to_end_smoke_run_prints_the_report(dense_cli_run):
   workdir, out = dense_cli_run
   assert out.returncode == 0, out.stderr[-3000:]

@@ -164,8 +164,10 @@ def test_unknown_split_and_data_set_are_reported(fake_dir):
     data.load_dataset("fashion_mnist", "valid", data_dir=folder)
   with pytest.raises(DataError, match="Unknown data set 'mnist'.*fashion_mnist"):
     data.load_dataset("mnist", "train")
-  with pytest.raises(DataError, match="does not fit in memory"):
+  with pytest.raises(DataError, match="Unknown data set 'imagenet'"):  # not supported: see README
     data.load_dataset("imagenet", "train")
+  with pytest.raises(DataError, match="Unknown split 'validation'"):
+    data.load_dataset("cifar10", "validation")
 
 
 @pytest.mark.skipif(not pathlib.Path(fashion_mnist.DEFAULT_DIR).is_dir(),

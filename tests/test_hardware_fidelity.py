@@ -83,6 +83,12 @@ def test_calibrate_act_scales():
   assert set(new) == {"act_scale", "adc_full_scale"}
 
 
+def test_calibrate_act_scales_takes_the_percentile():
+  state = init_hw_state(2, HardwareConfig())
+  new = calibrate_act_scales(state, [None, jnp.arange(101.0)], percentile=90.0)  # values 0..100
+  np.testing.assert_allclose(new["act_scale"], [1.0, 90.0])
+
+
 @jax.jit
 def _observed_sums(x, kernel, mask, act_scale):
   hw = HardwareConfig()

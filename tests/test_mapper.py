@@ -1,5 +1,5 @@
 """Properties of the mapper: plans placed into arrays, costs of every scheme, latency policies
-(docs/MAPPER.md)."""
+(docs/MODEL.md section 4, docs/MAPPER.md)."""
 
 import numpy as np
 import pytest
@@ -131,6 +131,12 @@ def test_packed_counts_equal_their_definition(mask, hw):
     hw = hw.replace(cell_bits=8, sign_encoding="offset")
   packed = map_layer(mask, hw, schemes=("packed",))["packed"]
   assert (packed["ou_per_pixel"], packed["adc_per_pixel"], packed["dac_per_pixel"]) == packed_formula(mask, hw)
+
+
+def test_arrays_lower_bound_is_cells_over_array_capacity_rounded_up():
+  hw = HardwareConfig(array_rows=16, array_cols=16, ou_rows=9, ou_cols=8)  # 256 cells an array
+  pattern = map_layer(np.ones((3, 3, 4, 4)), hw)["pattern"]  # 144 weights x 2 columns
+  assert pattern["cells"] == 288 and pattern["arrays_lower_bound"] == 2
 
 
 def _adc(mask, hw):

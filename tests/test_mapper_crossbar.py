@@ -1,5 +1,5 @@
-"""The functional check (docs/MAPPER.md, "Functional simulator"): the mapped layer with the ADC
-on equals the `ou` model.
+"""The mapper's functional check (docs/MODEL.md section 4): the mapped layer with the ADC on
+equals the `ou` model.
 
 This file alone imports jax (through rramjax.hardware.crossbar); the mapper itself stays numpy.
 """

@@ -171,7 +171,7 @@ def test_run_map_missing_file_is_a_mask_error(tmp_path):
 
 
 def test_mapper_sources_import_no_jax_flax_or_training():
-  """The mapper is numpy only (docs/MAPPER.md; checked on the sources, not sys.modules,
+  """docs/MODEL.md section 4: the mapper is numpy only (checked on the sources, not sys.modules,
   because the package's own __init__ may import the jax side)."""
   import ast
   import pathlib

@@ -10,7 +10,7 @@ from rramjax import patterns
 from rramjax.config import load_config
 from rramjax.errors import ConfigError
 from rramjax.mapper import load_mask_file
-from rramjax.train import phases, train_and_evaluate
+from rramjax.train import targets, train_and_evaluate
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.loop import Trainer, epoch_plan
 from rramjax.train.step import conv_kernels
@@ -45,7 +45,7 @@ def test_every_kernel_is_one_library_pattern_or_removed(smoke_run):
   for layer, (w, m, lib) in enumerate(zip(conv_kernels(state["params"]), state["masks"],
                                           state["libraries"])):
     w, m = np.asarray(w), np.asarray(m)
-    library = set(phases._codes(lib))  # pylint: disable=protected-access
+    library = set(targets.library_codes(lib))
     assert 1 <= len(library) <= 8, layer
     codes = np.asarray(patterns.pattern_codes(m)).reshape(-1)
     assert set(codes[codes > 0].tolist()) <= library, layer
@@ -95,7 +95,7 @@ def test_outputs_for_the_mapper_and_the_reader(smoke_run):
   for phase, acc in ends.items():
     assert acc == [r for r in records if r.get("phase") == phase and "test_accuracy" in r][-1][
         "test_accuracy"]
-  from rramjax.report import format_summary  # pylint: disable=g-import-not-at-top
+  from rramjax.train.report import format_summary  # pylint: disable=g-import-not-at-top
   assert f"pretrain (dense) {100 * ends['pretrain']:.2f}%" in format_summary(summary)
 
 

@@ -5,6 +5,7 @@ The runs use the smoke pipeline without the crossbar phase (conftest.SMOKE_OVERR
 4 steps (2 dense, 1 ADMM, 1 masked fine-tuning). One in-process reference run is shared.
 """
 
+import itertools
 import json
 import os
 import pathlib
@@ -19,13 +20,15 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
+from flax import nnx
 import pytest
 
 from conftest import ROOT, SMOKE_OVERRIDES, SMOKE_SPEC, run_once, set_args
 from rramjax.config import load_config
 from rramjax.errors import CheckpointError, TrainingDivergedError
-from rramjax.train import loop, phases
+from rramjax.train import hardware_glue, loop, pruning
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.metrics import read_metrics
 from rramjax.train.step import apply_masks, conv_kernels, make_train_step
@@ -121,6 +124,9 @@ def test_reference_run_is_complete(reference):
   records = read_metrics(wd / "metrics.jsonl")
   epochs = [r for r in records if "test_accuracy" in r]
   assert [r["phase"] for r in epochs] == ["pretrain", "pretrain", "admm", "finetune"]
+  # Z/Y/dual updates in the ADMM epoch: after step 2 of 4 (admm_update_every=2) and at its end.
+  prune = smoke_config().prune
+  assert epochs[2]["rho"] == pytest.approx(prune.rho * prune.rho_growth**2, rel=1e-6)
   assert Checkpointer(wd / "checkpoints").latest_epoch() == EPOCHS
 
 
@@ -242,6 +248,8 @@ def test_corrupt_checkpoint_resume_raises_checkpoint_error(reference, tmp_path, 
   msg = str(e.value)
   assert str(latest) in msg
   assert "Delete that folder to fall back to an earlier epoch" in msg and "afresh with --overwrite" in msg
+  # Found by the checksums, before orbax reads anything (orbax alone misses some flipped bytes).
+  assert "missing or changed since it was saved" in msg
 
 
 def test_restore_without_checkpoint_says_so(tmp_path):
@@ -258,35 +266,108 @@ def _finetune(trainer):
 
 def _pruned_state(trainer, tx, seed=0, keep=0.5):
   """The run's state with random 0/1 masks and the weights projected, as hard pruning leaves it."""
-  state = trainer.template
+  return _prune(_with_fresh_optimizer(trainer, tx, trainer.initial_state()), seed, keep)
+
+
+def _with_fresh_optimizer(trainer, tx, state):
+  return {**state, "opt_state": tx.init(hardware_glue.trainable(state, trainer.config))}
+
+
+def _prune(state, seed=0, keep=0.5):
+  """Random 0/1 masks, the weights projected onto them; the optimizer state is kept as it is."""
   rng = np.random.default_rng(seed)
   masks = [jnp.asarray(rng.random(m.shape) < keep, jnp.float32) for m in state["masks"]]
-  state = {**state, "masks": masks, "params": apply_masks(state["params"], masks)}
-  state["opt_state"] = tx.init(phases.trainable(state, trainer.config))
-  return state
+  return {**state, "masks": masks, "params": apply_masks(state["params"], masks)}
 
 
-def test_masked_training_never_revives_a_pruned_weight(trainer):
-  epoch = _finetune(trainer)
-  tx, step = trainer.train_step(epoch)  # Adam, the loop's fine-tuning step
-  state = _pruned_state(trainer, tx)
+def _conv_moments(opt_state):
+  """Adam's mu and nu of every conv kernel: the 4-D leaves of the optimizer state (mu first)."""
+  return [np.asarray(x) for x in jax.tree_util.tree_leaves(opt_state) if getattr(x, "ndim", 0) == 4]
+
+
+@pytest.mark.parametrize("optimizer_state", ["fresh", "carried_over"])
+def test_masked_training_never_revives_a_pruned_weight(trainer, optimizer_state):
+  """The loop's fine-tuning step plus a penalty whose gradient is nonzero at pruned positions.
+
+  'fresh': the optimizer starts at zero (as every phase of the loop does), so only the gradient
+  masking keeps its moments at pruned positions zero. 'carried_over': the moments come from dense
+  steps and are nonzero at pruned positions, so Adam would move pruned weights without the
+  masking of the new weights. Each case fails when its masking line in make_train_step is gone.
+  """
+  config, epoch = trainer.config, _finetune(trainer)
+  tx = loop.create_optimizer(config, epoch.lr, epoch.phase_epochs * epoch.steps)  # Adam
+  builder = hardware_glue.conv_builder("ideal", config.hardware)
+  step = make_train_step(trainer.graph_train, tx, builder, penalty=pruning.penalty("admm"))
+  state = _with_fresh_optimizer(trainer, tx, trainer.initial_state())
+  dense = [np.asarray(k) for k in conv_kernels(state["params"])]
+  if optimizer_state == "carried_over":
+    for images, labels in itertools.islice(trainer.train_batches(0), 2):
+      state, _ = step(state, images, labels)  # dense steps (all masks one): moments everywhere
+  state = _prune(state)
+  # The ADMM penalty pulls every weight towards the dense kernels: a gradient at pruned positions.
+  state["admm"] = {"z": [jnp.asarray(k) for k in dense], "y": [jnp.asarray(k) for k in dense],
+                   "u": [jnp.zeros_like(k) for k in dense], "v": [jnp.zeros_like(k) for k in dense]}
+  state["rho"] = jnp.asarray(1.0, jnp.float32)
   masks = [np.asarray(m) for m in state["masks"]]
+  moments = _conv_moments(state["opt_state"])
+  assert len(moments) == 2 * len(masks)
+  if optimizer_state == "carried_over":  # what makes the revival check below live
+    assert all(np.any(m[masks[i % len(masks)] == 0] != 0) for i, m in enumerate(moments))
   before = [np.asarray(k) for k in conv_kernels(state["params"])]
+  start = int(state["step"])
   for i, (images, labels) in enumerate(trainer.train_batches(epoch.index)):
     state, metrics = step(state, images, labels)
-    assert np.isfinite(float(metrics["loss"]))
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["total_loss"]) > float(metrics["loss"])
     for k, m in zip(conv_kernels(state["params"]), masks):
       assert np.all(np.asarray(k)[m == 0] == 0), f"a pruned weight revived at step {i + 1}"
-  assert int(state["step"]) == STEPS_PER_EPOCH
+  assert int(state["step"]) == start + STEPS_PER_EPOCH
   for k, k0, m in zip(conv_kernels(state["params"]), before, masks):
     assert not np.allclose(np.asarray(k)[m == 1], k0[m == 1])  # the kept weights did train
-  # Adam's mu and nu of every conv kernel: the 4-D leaves of the optimizer state.
-  moments = [x for x in jax.tree_util.tree_leaves(state["opt_state"]) if getattr(x, "ndim", 0) == 4]
-  assert len(moments) == 2 * len(masks)
+  moments = _conv_moments(state["opt_state"])
   for i, moment in enumerate(moments):
     m = masks[i % len(masks)]
-    assert np.all(np.asarray(moment)[m == 0] == 0), "optimizer moments at pruned positions"
-    assert np.any(np.asarray(moment)[m == 1] != 0)
+    assert np.any(moment[m == 1] != 0)
+    if optimizer_state == "fresh":
+      assert np.all(moment[m == 0] == 0), "optimizer moments at pruned positions"
+
+
+def test_train_step_donates_the_state_it_is_given(trainer):
+  """The loop's steps consume their input state (jit donate_argnums): no second copy of it."""
+  epoch = _finetune(trainer)
+  tx, step = trainer.train_step(epoch)
+  state = _pruned_state(trainer, tx)
+  images, labels = next(iter(trainer.train_batches(epoch.index)))
+  new, _ = step(state, images, labels)
+  assert all(x.is_deleted() for x in jax.tree_util.tree_leaves(state))
+  assert not any(x.is_deleted() for x in jax.tree_util.tree_leaves(new))
+
+
+def test_template_is_abstract_and_matches_the_initial_state(trainer):
+  """The restore target is built with jax.eval_shape: shapes and dtypes only, those of the state."""
+  template, state = trainer.template, trainer.initial_state()
+  assert all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree_util.tree_leaves(template))
+  assert jax.tree_util.tree_structure(template) == jax.tree_util.tree_structure(state)
+  assert jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), template) == \
+      jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), state)
+
+
+def test_evaluation_counts_each_test_example_once(trainer):
+  """A short last batch is padded to eval_batch_size; padded rows never count, even when 'right'."""
+  state = trainer.initial_state()
+  images, labels = next(trainer.test_batches())
+  model = nnx.merge(trainer.graph_eval, state["params"], state["batch_stats"])
+  logits = np.asarray(model(images))
+  n = 100
+  assert n < len(labels) == trainer.config.train.eval_batch_size
+  got = trainer.evaluate(state, limit=n)
+  assert got["accuracy"] == pytest.approx(np.mean(logits[:n].argmax(-1) == labels[:n]), abs=1e-7)
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  assert got["loss"] == pytest.approx(float(np.mean(losses[:n])), rel=1e-5)
+  # The step itself: every row labelled with its prediction, only the valid ones count.
+  step = trainer.eval_step("ideal")
+  valid = np.arange(len(labels)) < n
+  correct, _ = step(state, images, logits.argmax(-1), valid, jax.random.key(0))
+  assert int(correct) == n
 
 
 def test_train_step_traces_once_over_many_steps(trainer):
@@ -294,7 +375,7 @@ def test_train_step_traces_once_over_many_steps(trainer):
   chex.clear_trace_counter()
   config, epoch = trainer.config, _finetune(trainer)
   tx = loop.create_optimizer(config, epoch.lr, epoch.phase_epochs * epoch.steps)
-  builder = chex.assert_max_traces(phases.conv_builder(config, "ideal"), n=1)
+  builder = chex.assert_max_traces(hardware_glue.conv_builder("ideal", config.hardware), n=1)
   step = make_train_step(trainer.graph_train, tx, builder)  # the loop's finetune arguments
   state = _pruned_state(trainer, tx)
   for _ in range(2):  # two epochs: 8 steps

@@ -19,6 +19,9 @@ from rramjax.errors import ConfigError
 
 SIGN_ENCODINGS = ("offset", "differential")
 ADC_FULL_SCALE_MODES = ("max", "calibrated", "learned")
+# How faithfully a 3x3 conv layer models the crossbar (rramjax.hardware.make_conv_fn; the config's
+# crossbar.train_fidelity and eval_fidelity): no hardware, quantised codes, the bit-exact OU model.
+FIDELITIES = ("ideal", "quant", "ou")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,16 @@ class HardwareConfig:
     read_noise_lsb: std of Gaussian read noise added to each analog OU sum, in ADC LSB.
     prog_noise: std of Gaussian programming noise on each cell's conductance, in cell levels.
     stuck_at_0_rate, stuck_at_max_rate: fraction of cells stuck at level 0 / 2^cell_bits - 1.
+
+  Example:
+    >>> hw = HardwareConfig()  # the paper's accelerator
+    >>> hw.ou_full_scale, hw.adc_lsb, hw.input_slices, hw.columns_per_weight
+    (2025, 8, 2, 2)
+    >>> hw.replace(adc_bits=11).adc_lsb  # 11 bits hold every OU sum: the ADC is exact
+    1
+    >>> HardwareConfig.from_dict({"ou_cols": 7})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    rramjax.errors.ConfigError: HardwareConfig.array_cols (512) must be a multiple of ou_cols (7) ...
   """
 
   array_rows: int = 512
@@ -153,7 +166,7 @@ class HardwareConfig:
   def replace(self, **changes) -> "HardwareConfig":
     return dataclasses.replace(self, **changes)
 
-  # Derived quantities (DESIGN.md sections 3 and 4).
+  # Derived quantities (docs/MODEL.md sections 3 and 4).
   @property
   def cells_per_weight(self) -> int:
     """Cells (columns) storing one weight for one sign: ceil(weight_bits / cell_bits)."""

@@ -1,6 +1,6 @@
 """Device non-idealities of RRAM cells: programming noise, stuck-at faults, and read-noise draws.
 
-Fault model [choice, DESIGN.md section 3 leaves it open]:
+Fault model [choice, docs/MODEL.md section 3]:
   * a cell is stuck at level 0 with probability `stuck_at_0_rate`, stuck at the top level
     `2^cell_bits - 1` with probability `stuck_at_max_rate` (exclusive events, one uniform draw);
   * every other stored cell gets Gaussian programming noise, `g = level + N(0, prog_noise^2)`

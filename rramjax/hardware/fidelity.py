@@ -27,11 +27,10 @@ import numpy as np
 
 from rramjax.errors import ConfigError
 from rramjax.hardware import crossbar
-from rramjax.hardware.config import HardwareConfig
+from rramjax.hardware.config import FIDELITIES, HardwareConfig
 from rramjax.hardware.quant import (fake_quant_inputs, fake_quant_weights, quantize_inputs,
                                     quantize_weights)
 
-FIDELITIES = ("ideal", "quant", "ou")
 HwState = dict[str, jax.Array]
 ConvFn = Callable[[jax.Array, jax.Array, jax.Array, int], jax.Array]
 

@@ -14,19 +14,18 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
+from rramjax.ops import conv3x3
 from rramjax.presets import SMALL_PLAN, VGG16_PLAN, conv_output_sizes  # noqa: F401 (re-exported)
 
 ConvFn = Callable[[jax.Array, jax.Array, int], jax.Array]
 
 
 def ideal_conv(x: jax.Array, kernel: jax.Array, layer: int) -> jax.Array:
-  """Stride-1, SAME-padded NHWC x HWIO convolution: the digital reference."""
+  """The digital reference `conv_fn`: `rramjax.ops.conv3x3` (every layer alike)."""
   del layer
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return conv3x3(x, kernel)
 
 
 class Conv3x3(nnx.Module):

@@ -31,7 +31,15 @@ ALLOCATION_RULES = ("uniform", "first_dense", "erk")
 
 
 def check_keep_ratio(keep_ratio, name: str = "keep_ratio") -> float:
-  """Returns `keep_ratio` as a float, or raises ConfigError unless it lies in (0, 1]."""
+  """Returns `keep_ratio` as a float, or raises ConfigError unless it lies in (0, 1].
+
+  Example:
+    >>> check_keep_ratio(1)
+    1.0
+    >>> check_keep_ratio(0.0)
+    Traceback (most recent call last):
+    rramjax.errors.ConfigError: keep_ratio (fraction of kernels kept) must lie in (0, 1], got 0.0.
+  """
   if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float, np.number)) \
       or not 0.0 < float(keep_ratio) <= 1.0:
     raise ConfigError(f"{name} (fraction of kernels kept) must lie in (0, 1], got {keep_ratio!r}.")
@@ -39,14 +47,28 @@ def check_keep_ratio(keep_ratio, name: str = "keep_ratio") -> float:
 
 
 def num_kept_kernels(num_kernels: int, keep_ratio: float) -> int:
-  """Kernels a layer keeps: round half up of keep_ratio * num_kernels, at least one."""
+  """Kernels a layer keeps: round half up of keep_ratio * num_kernels, at least one.
+
+  Example:
+    >>> num_kept_kernels(10, 0.25), num_kept_kernels(10, 0.35), num_kept_kernels(10, 0.01)
+    (3, 4, 1)
+  """
   keep_ratio = check_keep_ratio(keep_ratio)
   return max(1, min(num_kernels, math.floor(keep_ratio * num_kernels + 0.5)))
 
 
 @functools.partial(jax.jit, static_argnums=1)
 def top_kernels(w, num_kept: int):
-  """`(Cin, Cout)` bool: the `num_kept` kernels of largest L2 norm (lower flat index on ties)."""
+  """`(Cin, Cout)` bool: the `num_kept` kernels of largest L2 norm (lower flat index on ties).
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 2, 2), np.float32)
+    >>> w[1, 1] = [[3.0, 1.0], [0.5, 2.0]]  # only centres: kernel (c, f) has norm w[1, 1, c, f]
+    >>> np.asarray(top_kernels(w, 3))
+    array([[ True,  True],
+           [False,  True]])
+  """
   norms = jnp.sum(jnp.square(w), axis=(0, 1)).reshape(-1)
   _, kept = jax.lax.top_k(norms, num_kept)
   return jnp.zeros(norms.shape, bool).at[kept].set(True).reshape(w.shape[2:])
@@ -83,6 +105,14 @@ def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_s
   Returns:
     bool `(Cin, Cout)` with exactly `num_kept_kernels(units, keep_ratio)` units kept (all their
     kernels True), those of largest L2 norm.
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 2, 2), np.float32)
+    >>> w[1, 1] = [[3.0, 1.0], [0.5, 2.0]]
+    >>> np.asarray(connectivity_mask(w, 0.5))  # 2 of the 4 kernels: norms 3 and 2
+    array([[ True, False],
+           [False,  True]])
   """
   check_conv_kernel(w)
   check_granularity(granularity, group_size)
@@ -92,7 +122,16 @@ def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_s
 
 def project_connectivity(w, num_kept: int, group_size: int = 1):
   """Euclidean projection onto "at most `num_kept` nonzero units" (kernels, or (channel, filter
-  group) pairs of `group_size` filters): zero all but the largest."""
+  group) pairs of `group_size` filters): zero all but the largest.
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 2, 2), np.float32)
+    >>> w[1, 1] = [[3.0, 1.0], [0.5, 2.0]]
+    >>> np.asarray(project_connectivity(w, 1))[1, 1]
+    array([[3., 0.],
+           [0., 0.]], dtype=float32)
+  """
   return w * top_groups(w, num_kept, group_size)[None, None].astype(w.dtype)
 
 
@@ -113,6 +152,14 @@ def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", grou
   Returns:
     HWIO 0/1 mask (dtype of `w`): every kernel is all zero or exactly one library pattern; with
     'ou_group' the kernels of a group at a channel share it or are all removed.
+
+  Example:
+    >>> import numpy as np
+    >>> from rramjax.patterns import pattern_codes
+    >>> w = np.arange(1, 19, dtype=np.float32).reshape(3, 3, 1, 2)  # filter 1 a bit larger
+    >>> mask = prune_layer(w, [16, 27], keep_ratio=0.5)  # the centre; the top-left 2x2 square
+    >>> np.asarray(pattern_codes(mask))  # the square for both; only the larger kernel is kept
+    array([[ 0, 27]], dtype=int32)
   """
   check_conv_kernel(w)
   w_projected, mask = project_to_library(w, library, granularity, group_size)
@@ -158,6 +205,13 @@ def keep_ratios_for_sparsity(layer_shapes: Sequence[Sequence[int]], pattern_size
   Raises:
     ConfigError: mismatched lengths, bad sizes, an unknown rule, or a target the patterns cannot
       reach with keep ratios in (0, 1].
+
+  Example:
+    >>> shapes, sizes = [(16, 32), (32, 32)], [4, 4]  # 4-entry patterns: 5/9 zero already
+    >>> [round(r, 4) for r in keep_ratios_for_sparsity(shapes, sizes, 0.8)]
+    [0.45, 0.45]
+    >>> [round(r, 4) for r in keep_ratios_for_sparsity(shapes, sizes, 0.8, rule="first_dense")]
+    [1.0, 0.175]
   """
   kernels = _layer_kernels(layer_shapes)
   sizes = np.asarray(pattern_sizes, np.float64).reshape(-1)
@@ -227,6 +281,12 @@ def validate_targets(num_conv_layers: int, patterns_per_layer: Sequence[int],
   Raises:
     ConfigError: a length that is not `num_conv_layers`, a pattern count out of 1..511, or a keep
       ratio out of (0, 1]; the message names the layer.
+
+  Example:
+    >>> validate_targets(2, [8, 4], [0.5, 0.25])
+    >>> validate_targets(2, [8, 600], [0.5, 0.25])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    rramjax.errors.ConfigError: patterns_per_layer[1] must be an integer in 1..511 ... got 600.
   """
   for name, values in (("patterns_per_layer", patterns_per_layer), ("keep_ratios", keep_ratios)):
     if len(values) != num_conv_layers:

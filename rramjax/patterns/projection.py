@@ -45,6 +45,12 @@ def as_library_matrix(library):
   Python or numpy codes are validated (`validate_library`). A jax array, possibly traced, is how jitted
   callers such as ADMM pass a fixed library: a `(K, 9)` matrix is used as is and 1-D codes are
   expanded with `code_to_mask`, without value checks (they cannot run on traced values).
+
+  Example:
+    >>> import numpy as np
+    >>> np.asarray(as_library_matrix([16, 27])).astype(int)  # the centre; the top-left 2x2 square
+    array([[0, 0, 0, 0, 1, 0, 0, 0, 0],
+           [1, 1, 0, 1, 1, 0, 0, 0, 0]])
   """
   if isinstance(library, jax.Array):
     if library.ndim == 1:
@@ -167,6 +173,13 @@ def projection_choice(w, library, granularity: str = "kernel", group_size: int =
   Returns:
     int32 `(Cin, Cout)` for 'kernel': argmax_k |W_(c,f)|^2 . P[k] (first on ties), -1 for all-zero
     kernels; `(Cin, ceil(Cout / group_size))` per (channel, group) for 'ou_group'.
+
+  Example:
+    >>> import numpy as np
+    >>> w = np.zeros((3, 3, 1, 3), np.float32)
+    >>> w[0, 0, 0, 0], w[2, 1, 0, 1] = 1.0, 1.0  # top-left corner; the position below the centre
+    >>> np.asarray(projection_choice(w, [0b000011011, 0b010111010]))  # kernel 2 is all zero
+    array([[ 0,  1, -1]], dtype=int32)
   """
   return _at_granularity(_choose_layer, _choose_groups, w, library, granularity, group_size)
 

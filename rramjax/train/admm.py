@@ -94,8 +94,10 @@ def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[floa
   kernels = [jnp.asarray(w) for w in kernels]
   z, y = zip(*[_project(w, w, lib, k, granularity, group_size)
                for w, lib, k in zip(kernels, libraries, keeps)])
-  zeros = [jnp.zeros_like(w) for w in kernels]
-  return AdmmState(list(z), list(y), zeros, list(zeros))
+  # U and V get arrays of their own: the train step donates the state, and XLA refuses one
+  # buffer donated twice.
+  return AdmmState(list(z), list(y), [jnp.zeros_like(w) for w in kernels],
+                   [jnp.zeros_like(w) for w in kernels])
 
 
 def admm_penalty(kernels: Sequence, state: AdmmState, rho):

@@ -10,6 +10,7 @@ resumed ends with exactly the metrics of an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -27,12 +28,14 @@ from tqdm.auto import tqdm
 from rramjax import data as data_lib
 from rramjax import models
 from rramjax.config import Config
-from rramjax.errors import TrainingDivergedError
-from rramjax.train import phases
+from rramjax.errors import ConfigError, TrainingDivergedError
+from rramjax.hardware.config import HardwareConfig
+from rramjax.train import hardware_glue, pruning, report, targets
 from rramjax.train import workdir as workdir_lib
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.metrics import MetricsWriter
-from rramjax.train.step import make_eval_step, make_train_step
+from rramjax.train.step import (EPOCH_EVAL_KEY, conv_kernels, make_eval_step, make_train_step,
+                                stream_key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,53 +97,71 @@ def init_state(config: Config, model, steps_per_epoch: int) -> dict:
   """The complete training state; its structure is the same in every phase (for checkpoints)."""
   _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   params = nnx.to_pure_dict(params)
-  kernels = [params["convs"][i]["kernel"] for i in sorted(params["convs"])]
+  kernels = conv_kernels(params)
   state = {
       "params": params,
       "batch_stats": nnx.to_pure_dict(batch_stats),
       "step": jnp.zeros((), jnp.int32),
-      "key": jax.random.key_data(jax.random.key(config.seed)),
+      "key": jax.random.key_data(jax.random.key(config.seed)),  # the run key (step.py's streams)
       "masks": [jnp.ones_like(k) for k in kernels],
-      **phases.init_extra_state(config, kernels),
+      **hardware_glue.init_state(config, len(kernels)),
+      **pruning.init_state(config, kernels),
   }
-  trainable = phases.trainable(state, config)
+  trainable = hardware_glue.trainable(state, config)
   state["opt_state"] = create_optimizer(config, 1.0, steps_per_epoch).init(trainable)
   return state
 
 
 class Trainer:
-  """Holds the data, the model graph and the compiled steps of one run."""
+  """Holds the data, the model graph and the compiled steps of one run.
 
-  def __init__(self, config: Config, workdir: str | pathlib.Path, *, progress: bool = True):
+  Args:
+    config: the run's config.
+    workdir: the run folder (the report's files are written there).
+    progress: show a progress bar per epoch.
+    datasets: the training and test splits (`rramjax.data.Splits`); None loads
+      `config.data.name`. The config's `train_limit` and `test_limit` apply either way.
+  """
+
+  def __init__(self, config: Config, workdir: str | pathlib.Path, *, progress: bool = True,
+               datasets: data_lib.Splits | None = None):
     self.config = config
     self.workdir = pathlib.Path(workdir)
     self.progress = progress
     d = config.data
-    self.train_ds = data_lib.load_dataset(d.name, "train", data_dir=d.data_dir,
-                                          tfds_data_dir=d.tfds_data_dir).take(d.train_limit)
-    self.test_ds = data_lib.load_dataset(d.name, "test", data_dir=d.data_dir,
-                                         tfds_data_dir=d.tfds_data_dir).take(d.test_limit)
+    if datasets is None:
+      datasets = data_lib.load_splits(d.name, data_dir=d.data_dir, tfds_data_dir=d.tfds_data_dir)
+    self.train_ds = datasets.train.take(d.train_limit)
+    self.test_ds = datasets.test.take(d.test_limit)
     bs = config.train.batch_size
     if len(self.train_ds) < bs:
-      from rramjax.errors import ConfigError  # pylint: disable=g-import-not-at-top
       raise ConfigError(f"train.batch_size {bs} exceeds the {len(self.train_ds)} training examples.")
     self.steps_per_epoch = len(self.train_ds) // bs
     self.side, self.channels = _input_spec(config, self.train_ds)
-    model = build_model(config, self.train_ds.num_classes, self.side, self.channels)
+    self._make_model = functools.partial(build_model, config, self.train_ds.num_classes, self.side,
+                                         self.channels)
+    model = nnx.eval_shape(self._make_model)  # the graphs need shapes only
     self.plan_conv = model.plan
+    # The state's structure (the checkpoints' restore target), without allocating it.
+    graph, shapes = nnx.split(model)
+    self.template = jax.eval_shape(
+        lambda s: init_state(config, nnx.merge(graph, s), self.steps_per_epoch), shapes)
     model.train()
     self.graph_train = nnx.graphdef(model)
     model.eval()
     self.graph_eval = nnx.graphdef(model)
-    self.template = init_state(config, model, self.steps_per_epoch)
     self.plan = epoch_plan(config, self.steps_per_epoch)
-    phases.check_plan(config, self.plan, self.template)
+    targets.check_targets(config, [e.phase for e in self.plan], self.template["masks"])
     self.device_train = self.device_test = None
     if d.on_device:
       self.device_train = data_lib.DeviceData(self.train_ds, pad_to=d.pad_to, norm=d.normalize)
       self.device_test = data_lib.DeviceData(self.test_ds, pad_to=d.pad_to, norm=d.normalize)
     self._steps = {}
     self._evals = {}
+
+  def initial_state(self) -> dict:
+    """The state a run starts from: freshly initialised weights (seeded), optimizer, hardware."""
+    return init_state(self.config, self._make_model(), self.steps_per_epoch)
 
   # Data ---------------------------------------------------------------------------------------
   def train_batches(self, epoch: int):
@@ -164,32 +185,36 @@ class Trainer:
 
   # Steps --------------------------------------------------------------------------------------
   def train_step(self, epoch: Epoch):
-    fidelity = phases.train_fidelity(self.config, epoch.phase)
+    """`(optimizer, train_step)` of an epoch's phase (built once per phase; the state is donated)."""
+    fidelity = hardware_glue.train_fidelity(self.config, epoch.phase)
     key = (epoch.phase, epoch.lr, fidelity)
     if key not in self._steps:
       tx = create_optimizer(self.config, epoch.lr, epoch.phase_epochs * epoch.steps)
       self._steps[key] = (tx, make_train_step(
-          self.graph_train, tx, phases.conv_builder(self.config, fidelity),
-          penalty=phases.penalty(self.config, epoch.phase),
+          self.graph_train, tx, hardware_glue.conv_builder(fidelity, self.config.hardware),
+          penalty=pruning.penalty(epoch.phase),
           label_smoothing=self.config.train.label_smoothing,
-          trainable_hw=phases.trainable_hw_key(self.config)))
+          trainable_hw=hardware_glue.trainable_hw_key(self.config)))
     return self._steps[key]
 
   def eval_step(self, fidelity: str):
     if fidelity not in self._evals:
-      self._evals[fidelity] = make_eval_step(self.graph_eval, phases.conv_builder(self.config, fidelity))
+      self._evals[fidelity] = make_eval_step(
+          self.graph_eval, hardware_glue.conv_builder(fidelity, self.config.hardware))
     return self._evals[fidelity]
 
   def evaluate(self, state, fidelity: str = "ideal", key=None, limit=None) -> dict:
-    """Test accuracy and loss at one fidelity (one noise key)."""
-    key = jax.random.key(self.config.seed + 1) if key is None else key
-    correct, loss = self.evaluate_with(self.eval_step(fidelity), state, key, limit)
+    """Test accuracy and loss at one fidelity (one noise key, by default the epoch-eval stream's)."""
+    key = stream_key(state, EPOCH_EVAL_KEY) if key is None else key
+    correct, loss, _ = self.evaluate_with(self.eval_step(fidelity), state, key, limit)
     return {"accuracy": float(correct), "loss": float(loss)}
 
   def evaluate_with(self, step, state, keys, limit=None):
-    """Runs `step(state, images, labels, valid, keys)` over the test set; mean accuracy and loss.
+    """Runs `step(state, images, labels, valid, keys)` over the test set.
 
-    With a vmapped step and a batch of keys, each output has one entry per key.
+    Returns:
+      (mean accuracy, mean loss, examples); with a vmapped step and a batch of keys, accuracy
+      and loss have one entry per key.
     """
     correct = loss = n = 0
     bs = self.config.train.eval_batch_size
@@ -201,20 +226,59 @@ class Trainer:
         labels = np.concatenate([labels, np.zeros((pad,), labels.dtype)])
       c, l = step(state, images, labels, valid, keys)
       correct, loss, n = correct + c, loss + l, n + int(valid.sum())
-    return np.asarray(correct) / n, np.asarray(loss) / n
+    return np.asarray(correct) / n, np.asarray(loss) / n, n
+
+  # Hardware and report --------------------------------------------------------------------------
+  def calibrate(self, state) -> dict:
+    """The state with activation (and ADC) scales calibrated on this run's calibration images."""
+    return hardware_glue.calibrate(self.config, state, self.graph_eval, self.calibration_images())
+
+  def hardware_eval(self, state, fidelity: str, hw: HardwareConfig | None = None,
+                    model: str = "final") -> dict:
+    """One row of the hardware table on this run's test set (`hardware_glue.hardware_eval`)."""
+    return hardware_glue.hardware_eval(self.config, state, fidelity, graphdef=self.graph_eval,
+                                       evaluate=self.evaluate_with, hw=hw, model=model)
+
+  def final_report(self, state, reference=None) -> dict:
+    """The run's summary (`report.final_report`).
+
+    Args:
+      state: the final state.
+      reference: the state before the hwtune phase (the ideal pruned model), evaluated at 'ideal'
+        on the hardware examples as the reference of the hardware rows; None to skip.
+    """
+    c = self.config
+    rows = None
+    if c.crossbar.eval_fidelity != "ideal":
+      if not int(state["hw_calibrated"]):  # no hwtune phase: calibrate for the evaluation
+        state = self.calibrate(state)
+      rows = report.hardware_rows(c, state, reference, self.hardware_eval)
+    return report.final_report(c, state, workdir=self.workdir, epochs=len(self.plan),
+                               test=self.evaluate(state), hardware=rows,
+                               out_hw=models.conv_output_sizes(self.plan_conv, self.side))
+
+  def begin_phase(self, state, phase: str) -> dict:
+    """The transition into a phase: a deterministic function of the state and the config."""
+    if phase == "admm":
+      return pruning.start_pruning(self.config, state)
+    if phase == "finetune" and self.config.prune.enabled:
+      return pruning.begin_finetune(self.config, state)
+    if phase == "hwtune":
+      return self.calibrate(state)
+    return state
 
   # The run ------------------------------------------------------------------------------------
   def run_epoch(self, state, epoch: Epoch, writer: MetricsWriter):
     tx, step_fn = self.train_step(epoch)
     if epoch.in_phase == 0:
-      state = phases.begin_phase(self, state, epoch.phase)
-      state = {**state, "opt_state": tx.init(phases.trainable(state, self.config))}
+      state = self.begin_phase(state, epoch.phase)
+      state = {**state, "opt_state": tx.init(hardware_glue.trainable(state, self.config))}
     batches = itertools.islice(self.train_batches(epoch.index), epoch.steps)
     bar = tqdm(batches, total=epoch.steps, disable=not self.progress,
                desc=f"epoch {epoch.index + 1}/{len(self.plan)} {epoch.phase}", leave=False)
     sums = {"loss": 0.0, "correct": 0.0}
     every = self.config.train.log_every
-    hook_every, hook = phases.step_hook(self, epoch)
+    hook_every, hook = pruning.step_hook(self.config, epoch.phase)
     start_loss = None
     for i, (images, labels) in enumerate(bar):
       state, metrics = step_fn(state, images, labels)
@@ -230,13 +294,14 @@ class Trainer:
         bar.set_postfix(loss=f"{loss:.4f}")
         writer.write({"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
                       "train_loss": float(metrics["loss"])})
-    state = phases.end_epoch(self, state, epoch)
+    if epoch.phase == "admm":
+      state = pruning.admm_step(self.config, state)
     n = epoch.steps
     record = {"phase": epoch.phase, "epoch": epoch.index + 1, "step": int(state["step"]),
               "train_loss": float(sums["loss"]) / n,
               "train_accuracy": float(sums["correct"]) / (n * self.config.train.batch_size)}
     record.update({f"test_{k}": v for k, v in self.evaluate(state).items()})
-    record.update(phases.epoch_report(self, state, epoch))
+    record.update(pruning.epoch_report(state, epoch.phase))
     return state, record
 
 
@@ -301,7 +366,7 @@ def _before_hwtune(trainer: Trainer, ckpt: Checkpointer, log) -> dict | None:
 
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: bool = False,
                        overwrite: bool = False, progress: bool = True, log=print,
-                       warn=None) -> dict:
+                       warn=None, datasets: data_lib.Splits | None = None) -> dict:
   """Runs (or resumes) the configured pipeline in `workdir` and returns the final summary.
 
   Every check runs before anything is written in `workdir` (see `rramjax.train.workdir`): the
@@ -315,6 +380,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
     progress: show a progress bar.
     log: called with each progress line (epoch records, the resume point).
     warn: called with notices about the folder (default: printed to stderr).
+    datasets: replaces the config's data set (see `Trainer`), e.g. a tiny in-memory set in tests.
 
   Returns:
     The summary (also written to summary.json).
@@ -329,18 +395,19 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
   warn = warn or _stderr
   workdir = pathlib.Path(workdir)
   mode = workdir_lib.prepare(workdir, config, resume=resume, overwrite=overwrite, warn=warn)
-  trainer = Trainer(config, workdir, progress=progress)
+  trainer = Trainer(config, workdir, progress=progress, datasets=datasets)
   phase_ends = [e.index + 1 for e in trainer.plan if e.in_phase == e.phase_epochs - 1]
   if mode == "overwrite":
     workdir_lib.clear_run(workdir, warn)
   workdir.mkdir(parents=True, exist_ok=True)
   ckpt = Checkpointer(workdir / "checkpoints", keep_epochs=phase_ends)
   try:  # orbax's threads are stopped on every exit: no tracebacks or hangs after an error
-    state, start, resume_step = trainer.template, 0, None
     if mode == "resume":
       state, meta = ckpt.restore(trainer.template)
       start, resume_step = meta["epochs_done"], int(state["step"])
       log(f"Resumed from {ckpt.directory / str(start)} after epoch {start} (step {resume_step}).")
+    else:
+      state, start, resume_step = trainer.initial_state(), 0, None
     workdir_lib.write_config(workdir, config)
     writer = MetricsWriter(workdir / "metrics.jsonl", resume_step)
     if writer.dropped:
@@ -356,7 +423,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
       writer.write(record)
       ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
       log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-    summary = phases.final_report(trainer, state, _before_hwtune(trainer, ckpt, log))
+    summary = trainer.final_report(state, _before_hwtune(trainer, ckpt, log))
   finally:
     ckpt.close()
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

@@ -3,10 +3,19 @@
 The hardware never lives in the model: masks multiply the conv kernels of the parameter pytree
 inside the step, and the crossbar model enters as the `conv_fn` the model calls for each 3x3
 layer. A `ConvBuilder(masks, hw_state, key) -> conv_fn(x, kernel, layer)` picks the fidelity.
+
+Random streams (docs/MODEL.md section 6): the state's `key` is the run key
+`jax.random.key(config.seed)`, never changed. The train step draws its device noise from
+`fold_in(run_key, step)`; evaluations use `stream_key(state, tag)` = `fold_in(run_key, tag)` with
+a tag above every step number (steps are int32, so below 2^31), hence no evaluation key equals a
+training key:
+  EPOCH_EVAL_KEY     2^31      the evaluation after every epoch (`Trainer.evaluate`);
+  HARDWARE_EVAL_KEY  2^31 + 1  the final hardware evaluation, split into `eval_seeds` keys.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -16,6 +25,14 @@ from flax import nnx
 
 ConvBuilder = Callable[[list, Any, jax.Array], Callable]
 Penalty = Callable[[Any, dict], jax.Array]
+
+EPOCH_EVAL_KEY = 2**31
+HARDWARE_EVAL_KEY = 2**31 + 1
+
+
+def stream_key(state: dict, tag: int) -> jax.Array:
+  """The key of one random stream of a run: `fold_in(run_key, tag)` (tags in the module doc)."""
+  return jax.random.fold_in(jax.random.wrap_key_data(state["key"]), tag)
 
 
 def conv_kernels(params: dict) -> list[jax.Array]:
@@ -51,6 +68,10 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, conv_builder: Co
                     trainable_hw: str | None = None):
   """Builds `train_step(state, images, labels) -> (state, metrics)`, jitted once, state donated.
 
+  The state's buffers are donated to the new state: after a call the state passed in is deleted,
+  so callers keep only the returned one (`state, metrics = train_step(state, ...)`) and a state
+  must not hold the same array twice.
+
   Masked weights stay exactly zero: the loss sees `W * mask`, gradients are masked before the
   optimizer (so its moments at pruned positions stay zero) and the new weights are masked again.
 
@@ -75,7 +96,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, conv_builder: Co
     batch_stats = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
     return total, (loss, logits, batch_stats)
 
-  @jax.jit
+  @functools.partial(jax.jit, donate_argnums=0)
   def train_step(state, images, labels):
     key = jax.random.fold_in(jax.random.wrap_key_data(state["key"]), state["step"])
     trainable = {"params": state["params"]}
