@@ -159,7 +159,7 @@ def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", grou
     >>> w = np.arange(1, 19, dtype=np.float32).reshape(3, 3, 1, 2)  # filter 1 a bit larger
     >>> mask = prune_layer(w, [16, 27], keep_ratio=0.5)  # the centre; the top-left 2x2 square
     >>> np.asarray(pattern_codes(mask))  # the square for both; only the larger kernel is kept
-    array([[ 0, 27]], dtype=int32)
+    array([[ 0, 27]])
   """
   check_conv_kernel(w)
   w_projected, mask = project_to_library(w, library, granularity, group_size)

@@ -55,9 +55,9 @@ def penalty(phase: str):
   return lambda params, state: admm.admm_penalty(conv_kernels(params), _admm_state(state), state["rho"])
 
 
-@functools.partial(jax.jit, static_argnames=("ratios",))
-def _admm_update(kernels, admm_state, libraries, ratios):
-  return admm.admm_update(kernels, admm_state, libraries, list(ratios))
+@functools.partial(jax.jit, static_argnames=("ratios", "unit", "group"))
+def _admm_update(kernels, admm_state, libraries, ratios, unit, group):
+  return admm.admm_update(kernels, admm_state, libraries, list(ratios), unit, group)
 
 
 def admm_step(config: Config, state: dict) -> dict:
@@ -69,7 +69,7 @@ def admm_step(config: Config, state: dict) -> dict:
   """
   p = config.prune
   new = _admm_update(conv_kernels(state["params"]), _admm_state(state), state["libraries"],
-                     _ratios(state))
+                     _ratios(state), *targets.granularity(config))
   rho = jnp.minimum(state["rho"] * p.rho_growth, p.rho_max)
   # Scaled duals are y / rho: when rho grows they shrink by the same factor (Boyd et al. 3.4.1).
   scale = state["rho"] / rho
@@ -89,18 +89,21 @@ def start_pruning(config: Config, state: dict) -> dict:
   """Libraries from the current weights, keep ratios for the target, ADMM variables."""
   kernels = [np.asarray(k) for k in conv_kernels(state["params"])]
   libraries = targets.extract_libraries(config, kernels)
-  ratios = targets.keep_ratios(config, kernels, targets.expected_pattern_sizes(kernels, libraries))
+  ratios = targets.keep_ratios(config, kernels,
+                               targets.expected_pattern_sizes(config, kernels, libraries))
   mats = [jnp.asarray(targets.library_rows(lib, m.shape[0]))
           for lib, m in zip(libraries, state["libraries"])]
-  admm_state = admm.admm_init(conv_kernels(state["params"]), mats, ratios)
+  admm_state = admm.admm_init(conv_kernels(state["params"]), mats, ratios,
+                              *targets.granularity(config))
   return {**state, "libraries": mats, "keep_ratios": jnp.asarray(ratios, jnp.float32),
           "admm": admm_state._asdict(), "rho": jnp.asarray(config.prune.rho, jnp.float32)}
 
 
-def hard_prune(state: dict) -> dict:
+def hard_prune(config: Config, state: dict) -> dict:
   """Projects the weights to masks (one library pattern per kernel, or removed) and applies them."""
   kernels = conv_kernels(state["params"])
-  pruned, masks = admm.admm_hard_prune(kernels, state["libraries"], list(_ratios(state)))
+  pruned, masks = admm.admm_hard_prune(kernels, state["libraries"], list(_ratios(state)),
+                                       *targets.granularity(config))
   masks = [m.astype(k.dtype) for m, k in zip(masks, kernels)]
   kept = jnp.stack([jnp.sum(jnp.square(p)) / jnp.maximum(jnp.sum(jnp.square(k)), 1e-30)
                     for p, k in zip(pruned, kernels)])
@@ -112,7 +115,7 @@ def begin_finetune(config: Config, state: dict) -> dict:
   """The hard projection; with no ADMM epoch (one-shot pruning) the libraries come first."""
   if config.train.admm_epochs == 0:
     state = start_pruning(config, state)
-  return hard_prune(state)
+  return hard_prune(config, state)
 
 
 def epoch_report(state: dict, phase: str) -> dict:

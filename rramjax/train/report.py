@@ -103,13 +103,17 @@ def pruning_summary(state: dict, plot_path: str | pathlib.Path) -> dict:
           "libraries_png": png}
 
 
-def write_mapping(workdir: pathlib.Path, masks, out_hw, hw) -> dict:
-  """Writes masks.npz and mapping.json into the run folder; the summary's mapping entries."""
+def write_mapping(workdir: pathlib.Path, masks, out_hw, hw, mapper_config) -> dict:
+  """Writes masks.npz and mapping.json into the run folder; the summary's mapping entries.
+
+  The mapping uses the run's `mapper` settings: its scheme first (the report's ratios are its),
+  then the others, side by side.
+  """
   from rramjax import mapper  # pylint: disable=g-import-not-at-top
   masks = [np.asarray(m) for m in masks]
   out_hw = np.asarray(out_hw)
   mapper.save_masks(workdir / MASKS_FILE, masks, out_hw)
-  report = mapper.map_network(masks, out_hw, hw)
+  report = mapper.map_run(masks, out_hw, hw, mapper_config)
   mapper.write_json(report, str(workdir / "mapping.json"))
   return {"mapping": {"totals": report["totals"]}, "mapping_table": mapper.format_table(report),
           "masks_file": str(workdir / MASKS_FILE)}
@@ -140,7 +144,7 @@ def final_report(config: Config, state: dict, *, workdir: str | pathlib.Path, ep
   if hardware is not None:
     summary["hardware"] = hardware
     summary["hardware_table"] = format_hardware_table(hardware)
-  summary.update(write_mapping(workdir, state["masks"], out_hw, config.hardware))
+  summary.update(write_mapping(workdir, state["masks"], out_hw, config.hardware, config.mapper))
   json.dumps(summary, default=float)  # fail here, not after the run, if something is not JSON
   return summary
 

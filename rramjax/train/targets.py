@@ -15,6 +15,7 @@ import numpy as np
 from rramjax import patterns
 from rramjax.config import Config
 from rramjax.errors import ConfigError
+from rramjax.plan import column_group_size
 
 
 def library_sizes(config: Config, num_layers: int) -> list[int]:
@@ -40,6 +41,15 @@ def library_rows(codes, size: int) -> np.ndarray:
   return np.concatenate([matrix, np.repeat(matrix[:1], size - len(matrix), axis=0)])
 
 
+def granularity(config: Config) -> tuple[str, int]:
+  """`(prune.granularity, filters per column group)`: the unit the projections work on.
+
+  With 'ou_group' the filters of one column group of the packed mapping (`rramjax.plan`) share
+  each input channel's pattern, so the group's needed rows are exactly its kept taps.
+  """
+  return config.prune.granularity, column_group_size(config.hardware)
+
+
 def extract_libraries(config: Config, kernels) -> list[tuple[int, ...]]:
   """Each layer's pattern library from (pretrained) weights, by `prune.library`.
 
@@ -52,13 +62,16 @@ def extract_libraries(config: Config, kernels) -> list[tuple[int, ...]]:
   if p.library == "patdnn_default":
     return [patterns.default_patdnn_library()] * len(kernels)
   provisional = keep_ratios(config, kernels, [p.pattern_size] * len(kernels))
+  unit, group = granularity(config)
   libraries = []
   for w, k, r in zip(kernels, sizes, provisional):
-    alive = np.asarray(patterns.connectivity_mask(w, r))
+    alive = np.asarray(patterns.connectivity_mask(w, r, unit, group))
     if p.library == "patdnn":
-      lib = patterns.extract_library_patdnn(w, k, p.pattern_size, kernel_mask=alive)
+      lib = patterns.extract_library_patdnn(w, k, p.pattern_size, kernel_mask=alive,
+                                            granularity=unit, group_size=group)
     else:
-      lib = patterns.extract_library_greedy(w, k, kernel_mask=alive)
+      lib = patterns.extract_library_greedy(w, k, kernel_mask=alive, granularity=unit,
+                                            group_size=group)
     libraries.append(tuple(lib))
   return libraries
 
@@ -78,11 +91,11 @@ def keep_ratios(config: Config, kernels, pattern_sizes) -> list[float]:
                                            rule=p.allocation)
 
 
-def expected_pattern_sizes(kernels, libraries) -> list[float]:
+def expected_pattern_sizes(config: Config, kernels, libraries) -> list[float]:
   """Mean size of the pattern each layer's kernels project onto (usage-weighted)."""
   sizes = []
   for w, lib in zip(kernels, libraries):
-    _, mask = patterns.project_to_library(w, lib)
+    _, mask = patterns.project_to_library(w, lib, *granularity(config))
     sizes.append(float(np.count_nonzero(np.asarray(mask))) / (w.shape[2] * w.shape[3]))
   return sizes
 
