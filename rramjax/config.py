@@ -16,7 +16,7 @@ import typing
 from typing import Any, Mapping
 
 from rramjax.errors import ConfigError
-from rramjax.hardware.config import FIDELITIES, HardwareConfig
+from rramjax.hardware.config import FIDELITIES, OU_BACKENDS, HardwareConfig
 from rramjax.mapper.options import MapperConfig
 
 
@@ -157,6 +157,9 @@ class CrossbarConfig:
   act_percentile: float = 99.99        # input clipping level of each layer: this percentile
   eval_limit: int | None = None        # test examples of the hardware evaluation (None: all)
   eval_read_noise_lsb: tuple = ()      # extra hardware evaluations at these read-noise levels
+  ou_path: str = "planned"             # 'planned': the OUs of the run's mapping (mapper.scheme);
+                                       # 'reference': every kernel over its taps (the slow model)
+  backend: str | None = None           # the planned path's kernels: numba, pallas, xla (None: auto)
 
   def validate(self, p):
     for key in ("train_fidelity", "eval_fidelity"):
@@ -169,6 +172,10 @@ class CrossbarConfig:
            f"{p}.eval_limit", f"must be a positive int or None, got {self.eval_limit!r}.")
     _check(all(isinstance(v, (int, float)) and v >= 0 for v in self.eval_read_noise_lsb),
            f"{p}.eval_read_noise_lsb", "must be a list of read-noise levels >= 0 (in ADC LSB).")
+    _check(self.ou_path in ("planned", "reference"), f"{p}.ou_path",
+           f"use 'planned' or 'reference', got {self.ou_path!r}.")
+    _check(self.backend is None or self.backend in OU_BACKENDS, f"{p}.backend",
+           f"use one of {OU_BACKENDS} or None (the platform's), got {self.backend!r}.")
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,

@@ -22,6 +22,9 @@ ADC_FULL_SCALE_MODES = ("max", "calibrated", "learned")
 # How faithfully a 3x3 conv layer models the crossbar (rramjax.hardware.make_conv_fn; the config's
 # crossbar.train_fidelity and eval_fidelity): no hardware, quantised codes, the bit-exact OU model.
 FIDELITIES = ("ideal", "quant", "ou")
+# The planned `ou` path's backends (rramjax.hardware.planned): numba CPU kernels, a Pallas GPU
+# kernel, plain XLA.
+OU_BACKENDS = ("numba", "pallas", "xla")
 
 
 @dataclasses.dataclass(frozen=True)

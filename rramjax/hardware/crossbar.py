@@ -386,18 +386,25 @@ def max_ou_sum(hw: HardwareConfig) -> int:
 
 
 def ou_sum_histogram(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: HardwareConfig, *,
-                     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> jax.Array:
+                     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, plan=None,
+                     backend: str | None = None) -> jax.Array:
   """Counts of each noiseless OU sum value over every OU of a layer (for ADC calibration).
 
   Args:
     x_codes, w_codes, mask, hw: as for `crossbar_conv`.
-    chunk_elements: memory bound of one chunk.
+    chunk_elements: memory bound of one chunk (reference path).
+    plan, backend: as for `crossbar_conv`: with a plan, the sums of the plan's OUs
+      (`planned.planned_histogram`, length `planned.plan_max_sum(plan, hw) + 1`).
 
   Returns:
     int32 counts, shape (max_ou_sum(hw) + 1,): entry v = number of (pixel, cin, cout, cell,
     slice) sums equal to v, over kernels that exist.
   """
   stored = mask != 0
+  if plan is not None:
+    planned.check_plan(plan, w_codes.shape, hw)
+    cells, _ = weight_cells(w_codes.astype(jnp.float32), stored, hw)
+    return planned.planned_histogram(x_codes.astype(jnp.float32), cells, plan, hw, backend)
   present = jnp.any(stored, axis=(0, 1)).astype(jnp.float32)
   cells, _ = weight_cells(w_codes.astype(jnp.float32), stored, hw)
   x_slices = input_slices(x_codes.astype(jnp.float32), hw)

@@ -36,7 +36,8 @@ ConvFn = Callable[[jax.Array, jax.Array, jax.Array, int], jax.Array]
 
 
 # Calibration runs eagerly from the training loop; one compiled histogram per layer shape.
-_ou_sum_histogram = jax.jit(crossbar.ou_sum_histogram, static_argnames=("hw", "chunk_elements"))
+_ou_sum_histogram = jax.jit(crossbar.ou_sum_histogram,
+                            static_argnames=("hw", "chunk_elements", "plan", "backend"))
 
 
 def init_hw_state(num_layers: int, hw: HardwareConfig) -> HwState:
@@ -149,7 +150,8 @@ def calibrate_act_scales(hw_state: HwState, layer_inputs: Sequence[jax.Array | N
 def calibrate_adc_full_scale(hw_state: HwState, layer_inputs: Sequence[jax.Array | None],
                              kernels: Sequence[jax.Array | None], masks: Sequence[jax.Array | None],
                              hw: HardwareConfig, *, percentile: float | None = None,
-                             chunk_elements: int = crossbar.DEFAULT_CHUNK_ELEMENTS) -> HwState:
+                             chunk_elements: int = crossbar.DEFAULT_CHUNK_ELEMENTS, plans=None,
+                             backend: str | None = None) -> HwState:
   """Sets each layer's ADC full scale to a percentile of its observed noiseless OU sums.
 
   The layer's inputs and kernel are quantized as in the 'ou' fidelity (with the current
@@ -165,6 +167,8 @@ def calibrate_adc_full_scale(hw_state: HwState, layer_inputs: Sequence[jax.Array
     hw: hardware config.
     percentile: overrides hw.adc_percentile.
     chunk_elements: memory bound per chunk.
+    plans, backend: per layer, the `OuPlan` the 'ou' fidelity computes (see `make_conv_fn`): the
+      sums counted are then those of the plan's OUs (a packed OU sums more rows than a kernel).
 
   Returns:
     A new hw_state with adc_full_scale updated.
@@ -177,6 +181,7 @@ def calibrate_adc_full_scale(hw_state: HwState, layer_inputs: Sequence[jax.Array
     x_codes, _ = quantize_inputs(jnp.asarray(x, jnp.float32), hw.input_bits,
                                  hw_state["act_scale"][layer])
     w_codes, _ = quantize_weights(jnp.asarray(kernel, jnp.float32), hw.weight_bits)
-    counts = _ou_sum_histogram(x_codes, w_codes, mask, hw, chunk_elements=chunk_elements)
+    counts = _ou_sum_histogram(x_codes, w_codes, mask, hw, chunk_elements=chunk_elements,
+                               plan=None if plans is None else plans[layer], backend=backend)
     full_scales[layer] = max(1.0, float(crossbar.histogram_percentile(counts, p)))
   return {**hw_state, "adc_full_scale": jnp.asarray(full_scales)}

@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
+from rramjax.hardware.config import OU_BACKENDS as BACKENDS
 from rramjax.hardware.config import HardwareConfig
 from rramjax.plan import POSITIONS, OuPlan, make_plan
 
-BACKENDS = ("numba", "pallas", "xla")
 DATA_AXIS = "data"  # the batch axis of a data-parallel mesh (rramjax.train.parallel)
 
 
@@ -365,3 +365,43 @@ def _data_devices() -> int:
   if mesh is None or mesh.empty or DATA_AXIS not in mesh.axis_names:
     return 1
   return mesh.shape[DATA_AXIS]
+
+
+def plan_max_sum(plan: OuPlan, hw: HardwareConfig) -> int:
+  """The largest noiseless OU sum of a plan's tiles: its tallest tile's rows at full scale."""
+  return int(plan.tile_rows.shape[1]) * (2**hw.dac_bits - 1) * (2**hw.cell_bits - 1)
+
+
+def planned_histogram(x_codes, cells, plan: OuPlan, hw: HardwareConfig,
+                      backend: str | None = None) -> jax.Array:
+  """Counts of each noiseless OU sum of the plan's tiles (every column, slice and pixel).
+
+  The planned counterpart of `crossbar.ou_sum_histogram`, for ADC calibration: the full scale
+  follows the sums of the OUs the mapping really has (a packed OU sums more rows).
+
+  Returns:
+    int32 counts `(plan_max_sum(plan, hw) + 1,)`.
+  """
+  backend = backend or default_backend()
+  n, h, w = x_codes.shape[:3]
+  spec = _spec(plan, hw, Grid(n, h, w), backend, (1,) * plan.columns_per_weight)
+  bins = plan_max_sum(plan, hw) + 1
+  x_codes, cellmat = jax.lax.stop_gradient(x_codes), jax.lax.stop_gradient(_tile_cells(cells, plan))
+  if backend == "numba":
+    from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
+
+    def run(x_codes, cellmat):
+      with numba_cpu.LOCK:
+        return numba_cpu.histogram_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec,
+                                        bins).astype(np.int32)
+
+    return jax.pure_callback(run, jax.ShapeDtypeStruct((bins,), jnp.int32),
+                             x_codes.astype(_code_dtype(spec)), cellmat, vmap_method="sequential")
+  sums = _xla_sums(spec, _grid_slices(spec, x_codes), cellmat, jnp.zeros((2,), jnp.uint32), 0.0)
+  grid = spec.grid
+  position = np.arange(grid.size)
+  image = ((position // grid.row) % (grid.h + 1) < grid.h) & (position % grid.row < grid.w)
+  weight = (_columns_valid(spec)[None, :, :, None] & image).astype(np.int32)
+  weight = np.broadcast_to(weight, sums.shape)
+  return jnp.bincount(jnp.clip(sums, 0, bins - 1).astype(jnp.int32).ravel(),
+                      jnp.asarray(weight).ravel(), length=bins)

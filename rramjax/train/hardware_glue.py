@@ -14,6 +14,7 @@ a Trainer (docs/MODEL.md section 3).
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Callable
 
 import jax
@@ -56,11 +57,54 @@ def train_fidelity(config: Config, phase: str) -> str:
   return config.crossbar.train_fidelity if phase == "hwtune" else "ideal"
 
 
-def conv_builder(fidelity: str, hw: HardwareConfig):
-  """`(masks, hw_state, key) -> conv_fn(x, kernel, layer)` at one fidelity (see `step.ConvBuilder`)."""
+def layer_scheme(mask, hw: HardwareConfig, mapper_config) -> str:
+  """The mapping scheme of one layer: `mapper.scheme`, or for 'best' the mapper's choice.
+
+  A layer for which 'best' picks the straightforward baseline (which stores its zeros) is modelled
+  with its pattern tiles: the crossbar model has no stored-zero cells.
+  """
+  if mapper_config.scheme != "best":
+    return mapper_config.scheme
+  from rramjax import mapper  # pylint: disable=g-import-not-at-top
+  best = mapper.map_layer(mask, hw, schemes=("best",), filter_order=mapper_config.filter_order,
+                          objective=mapper_config.objective,
+                          cost_model=mapper_config.cost_model())["best"]
+  return best["chosen"] if best["chosen"] != "baseline" else "pattern"
+
+
+_PLANS: dict = {}
+
+
+def ou_plans(config: Config, masks, hw: HardwareConfig | None = None):
+  """Per conv layer, the `OuPlan` the 'ou' fidelity computes: the tiles of the run's mapping
+  (`mapper.scheme`, `mapper.filter_order`); None for `crossbar.ou_path='reference'`.
+
+  Built once per set of masks (cached by their content), outside any jit: the masks are fixed
+  while the crossbar is in the loop.
+  """
+  if config.crossbar.ou_path != "planned":
+    return None
+  hw = hw or config.hardware
+  masks = [np.asarray(m) for m in masks]
+  digest = hashlib.sha1(b"".join(m.astype(bool).tobytes() + str(m.shape).encode() for m in masks))
+  key = (digest.hexdigest(), hw.ou_rows, hw.ou_cols, hw.columns_per_weight, config.mapper)
+  if key not in _PLANS:
+    if len(_PLANS) > 32:
+      _PLANS.clear()
+    _PLANS[key] = tuple(
+        hw_lib.make_ou_plan(m, hw, scheme=layer_scheme(m, hw, config.mapper),
+                            filter_order=config.mapper.filter_order) for m in masks)
+  return _PLANS[key]
+
+
+def conv_builder(fidelity: str, hw: HardwareConfig, plans=None, backend: str | None = None):
+  """`(masks, hw_state, key) -> conv_fn(x, kernel, layer)` at one fidelity (see `step.ConvBuilder`).
+
+  `plans` (from `ou_plans`) make 'ou' compute the mapping's OUs only (`crossbar_conv(plan=...)`).
+  """
 
   def build(masks, hw_state, key):
-    conv = hw_lib.make_conv_fn(fidelity, hw, hw_state, key)
+    conv = hw_lib.make_conv_fn(fidelity, hw, hw_state, key, plans=plans, backend=backend)
     return lambda x, kernel, layer: conv(x, kernel, masks[layer], layer)
 
   return build
@@ -85,7 +129,8 @@ def _input_collector(graphdef):
   return collect
 
 
-def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig | None = None) -> dict:
+def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig | None = None,
+              plans=None) -> dict:
   """Sets activation clipping levels (and the ADC full scale when not 'max') from data.
 
   Args:
@@ -94,6 +139,8 @@ def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig 
     graphdef: the model's graph in evaluation mode.
     images: the calibration batch, as the model takes it.
     hw: the hardware (default `config.hardware`).
+    plans: the layers' `OuPlan`s (`ou_plans`): the ADC full scale then follows the sums of the
+      mapping's OUs.
 
   Returns:
     The state with `hw_state` set and `hw_calibrated` 1.
@@ -104,7 +151,8 @@ def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig 
                                          percentile=config.crossbar.act_percentile)
   if hw.adc_full_scale != "max":
     kernels = [k * m for k, m in zip(conv_kernels(state["params"]), state["masks"])]
-    hw_state = hw_lib.calibrate_adc_full_scale(hw_state, inputs, kernels, state["masks"], hw)
+    hw_state = hw_lib.calibrate_adc_full_scale(hw_state, inputs, kernels, state["masks"], hw,
+                                               plans=plans, backend=config.crossbar.backend)
   return {**state, "hw_state": hw_state, "hw_calibrated": jnp.ones((), jnp.int32)}
 
 
@@ -114,9 +162,9 @@ def has_noise(hw: HardwareConfig) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _seeds_eval_step(graphdef, fidelity: str, hw: HardwareConfig):
+def _seeds_eval_step(graphdef, fidelity: str, hw: HardwareConfig, plans, backend):
   """The eval step at one fidelity, vmapped over a batch of noise keys and jitted (cached)."""
-  step = make_eval_step(graphdef, conv_builder(fidelity, hw))
+  step = make_eval_step(graphdef, conv_builder(fidelity, hw, plans, backend))
   return jax.jit(jax.vmap(step, in_axes=(None, None, None, None, 0)))
 
 
@@ -141,10 +189,12 @@ def hardware_eval(config: Config, state: dict, fidelity: str, *, graphdef, evalu
   """
   hw = hw or config.hardware
   noisy = fidelity == "ou"  # device noise exists only in the crossbar model
+  plans = ou_plans(config, state["masks"], hw) if noisy else None
   seeds = (seeds or config.crossbar.eval_seeds) if has_noise(hw) and noisy else 1
   keys = jax.random.split(stream_key(state, HARDWARE_EVAL_KEY), seeds)
   limit = limit if limit is not None else config.crossbar.eval_limit
-  acc, loss, examples = evaluate(_seeds_eval_step(graphdef, fidelity, hw), state, keys, limit)
+  step = _seeds_eval_step(graphdef, fidelity, hw, plans, config.crossbar.backend)
+  acc, loss, examples = evaluate(step, state, keys, limit)
   return {"model": model, "fidelity": fidelity, "read_noise_lsb": hw.read_noise_lsb if noisy else 0.0,
           "prog_noise": hw.prog_noise if noisy else 0.0, "seeds": seeds, "examples": examples,
           "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),

@@ -184,14 +184,20 @@ class Trainer:
                                  pad_to=c.data.pad_to, norm=c.data.normalize))[0]
 
   # Steps --------------------------------------------------------------------------------------
-  def train_step(self, epoch: Epoch):
-    """`(optimizer, train_step)` of an epoch's phase (built once per phase; the state is donated)."""
+  def train_step(self, epoch: Epoch, masks=None):
+    """`(optimizer, train_step)` of an epoch's phase (built once per phase; the state is donated).
+
+    At the 'ou' fidelity the step computes the OUs of the mapping of `masks` (fixed in hwtune).
+    """
     fidelity = hardware_glue.train_fidelity(self.config, epoch.phase)
-    key = (epoch.phase, epoch.lr, fidelity)
+    plans = hardware_glue.ou_plans(self.config, masks) if fidelity == "ou" and masks else None
+    key = (epoch.phase, epoch.lr, fidelity, id(plans))
     if key not in self._steps:
       tx = create_optimizer(self.config, epoch.lr, epoch.phase_epochs * epoch.steps)
+      builder = hardware_glue.conv_builder(fidelity, self.config.hardware, plans,
+                                           self.config.crossbar.backend)
       self._steps[key] = (tx, make_train_step(
-          self.graph_train, tx, hardware_glue.conv_builder(fidelity, self.config.hardware),
+          self.graph_train, tx, builder,
           penalty=pruning.penalty(epoch.phase),
           label_smoothing=self.config.train.label_smoothing,
           trainable_hw=hardware_glue.trainable_hw_key(self.config)))
@@ -231,7 +237,8 @@ class Trainer:
   # Hardware and report --------------------------------------------------------------------------
   def calibrate(self, state) -> dict:
     """The state with activation (and ADC) scales calibrated on this run's calibration images."""
-    return hardware_glue.calibrate(self.config, state, self.graph_eval, self.calibration_images())
+    return hardware_glue.calibrate(self.config, state, self.graph_eval, self.calibration_images(),
+                                   plans=hardware_glue.ou_plans(self.config, state["masks"]))
 
   def hardware_eval(self, state, fidelity: str, hw: HardwareConfig | None = None,
                     model: str = "final") -> dict:
@@ -269,9 +276,10 @@ class Trainer:
 
   # The run ------------------------------------------------------------------------------------
   def run_epoch(self, state, epoch: Epoch, writer: MetricsWriter):
-    tx, step_fn = self.train_step(epoch)
     if epoch.in_phase == 0:
       state = self.begin_phase(state, epoch.phase)
+    tx, step_fn = self.train_step(epoch, state["masks"])
+    if epoch.in_phase == 0:
       state = {**state, "opt_state": tx.init(hardware_glue.trainable(state, self.config))}
     batches = itertools.islice(self.train_batches(epoch.index), epoch.steps)
     bar = tqdm(batches, total=epoch.steps, disable=not self.progress,

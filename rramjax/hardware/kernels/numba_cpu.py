@@ -366,3 +366,35 @@ def backward_nhwc(codes, cellmat, spec, lsb, seeds, noise, g):
                                  _nhwc_to_grid(g, grid.row, grid.size))
   g_codes = _grid_to_code_grad(gx, spec.slice_weights, grid.n, grid.h, grid.w, grid.row, grid.lead)
   return g_codes, gcell, np.float32(g_lsb)
+
+
+@numba.njit(parallel=True, cache=True)
+def ou_histogram(x, cellmat, rc, roff, nrows, ncols, lead, grid, chunk, h, w, row, bins):
+  """Counts `(bins,)` of each noiseless OU column sum over the image positions (ADC calibration)."""
+  num_slices = x.shape[0]
+  chunks = (grid + chunk - 1) // chunk
+  counts = np.zeros((chunks, bins), np.int64)
+  for k in numba.prange(chunks):
+    start = k * chunk
+    length = min(chunk, grid - start)
+    acc = np.empty(chunk, np.float32)
+    zero = np.zeros(chunk, np.float32)
+    wts = np.empty(-(-cellmat.shape[1] // 4) * 4, np.float32)
+    for t in range(cellmat.shape[0]):
+      for s in range(num_slices):
+        for q in range(ncols[t]):
+          _weights(cellmat, wts, t, q, nrows[t])
+          _column_sums(x, zero, rc, roff, nrows[t], t, s, lead + start, wts, acc, length)
+          for p in range(length):
+            position = start + p
+            if (position // row) % (h + 1) < h and position % row < w:
+              counts[k, min(int(acc[p]), bins - 1)] += 1
+  return counts.sum(axis=0)
+
+
+def histogram_nhwc(codes, cellmat, spec, bins):
+  """`ou_histogram` of NHWC codes."""
+  grid = spec.grid
+  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
+  return ou_histogram(x, cellmat, spec.rc, spec.roff, spec.nrows, spec.ncols, grid.lead, grid.size,
+                      chunk_size(grid.size, grid.lead), grid.h, grid.w, grid.row, bins)
