@@ -67,6 +67,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rramjax.errors import ConfigError
 from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.hardware.faults import fast_normal, has_device_faults, program_cells, read_noise
@@ -333,7 +334,7 @@ def integer_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array) -> jax
 def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: HardwareConfig, *,
                   full_scale=None, key: jax.Array | None = None,
                   chunk_elements: int = DEFAULT_CHUNK_ELEMENTS, plan=None,
-                  backend: str | None = None) -> jax.Array:
+                  backend: str | None = None, max_code=None, noise_lsb=None) -> jax.Array:
   """Bit-exact OU crossbar conv (the `ou` fidelity) in the integer domain; see the module doc.
 
   `y = sum_{cin,j,s} ADC(P[pixel,cin,cout,j,s]) * 2^(j*cell_bits + s*dac_bits) - offset`.
@@ -351,10 +352,17 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
     plan: an `OuPlan` from `make_ou_plan(mask, hw)`: compute only the plan's OUs (the planned
       path, `rramjax.hardware.planned`); None runs the reference path over every kernel.
     backend: the planned path's backend ('numba', 'pallas', 'xla'; None: the platform's).
+    max_code, noise_lsb: traced overrides (planned path only) of the ADC's top code
+      (`hw.adc_levels - 1`; with a full scale, LSB = full_scale / max_code) and of the read-noise
+      std in LSB (`hw.read_noise_lsb`; drawn when a key is given): what a design-space sweep
+      varies inside one compiled function.
 
   Returns:
     (N, H, W, Cout) float32 outputs, integer-valued whenever LSB is an integer.
   """
+  if plan is None and (max_code is not None or noise_lsb is not None):
+    raise ConfigError("crossbar_conv: max_code and noise_lsb overrides need the planned path "
+                      "(plan=make_ou_plan(mask, hw)).")
   stored = mask != 0
   present = jnp.any(stored, axis=(0, 1)).astype(jnp.float32)
   cells, cell_place = weight_cells(w_codes.astype(jnp.float32), stored, hw)
@@ -368,11 +376,16 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
       max_code=2**hw.adc_bits - 1, noise_lsb=float(hw.read_noise_lsb) if noisy else 0.0,
       chunk=_chunk_size(x_codes.shape, w_codes.shape[-1], hw, chunk_elements))
   lsb = jnp.asarray(adc_lsb(hw, full_scale), jnp.float32)
+  if max_code is not None and full_scale is not None:  # the step of the overriding resolution
+    lsb = jnp.asarray(full_scale, jnp.float32) / jnp.asarray(max_code, jnp.float32)
   x_codes = x_codes.astype(jnp.float32)
   if plan is not None:
     planned.check_plan(plan, w_codes.shape, hw)
+    noise = spec.noise_lsb if noise_lsb is None else noise_lsb
+    noise_on = noisy or (key is not None and noise_lsb is not None)
     y = planned.planned_accumulate(x_codes, cells, cell_place, lsb,
-                                   noise_key if noisy else None, plan, hw, spec.noise_lsb, backend)
+                                   jax.random.fold_in(key, 1) if noise_on else None, plan, hw,
+                                   noise, backend, max_code)
   else:
     y = _ou_accumulate(spec, input_slices(x_codes, hw), cells, present, lsb, noise_key)
   if hw.sign_encoding == "offset":

@@ -9,7 +9,9 @@
 Invariant (tested): with adc_bits >= `sums_needed_bits(hw)` (LSB 1, nothing clips) and no noise,
 'ou' equals 'quant' to float tolerance, since then `crossbar_conv == conv(x_codes, w_codes)`.
 
-`hw_state` layout (a pytree of float32 arrays, one entry per conv layer, L layers):
+`hw_state` layout (a pytree of float32 arrays, one entry per conv layer, L layers; a design-space
+sweep may add the scalars 'adc_max_code' and 'read_noise_lsb', traced overrides of the ADC's top
+code and of the read noise for the planned path):
   {'act_scale': (L,)       input clipping level; codes span [0, act_scale] (layer 0: pixels, 1),
    'adc_full_scale': (L,)  ADC full scale in OU-sum units, used when hw.adc_full_scale is
                            'calibrated' (held constant) or 'learned' (trainable, PACT gradient)}.
@@ -114,7 +116,9 @@ def make_conv_fn(fidelity: str, hw: HardwareConfig, hw_state: HwState, key: jax.
     y = crossbar.crossbar_conv(x_codes, w_codes, mask, hw,
                                full_scale=_layer_full_scale(hw, hw_state, layer),
                                key=_layer_key(key, layer), chunk_elements=chunk_elements,
-                               plan=None if plans is None else plans[layer], backend=backend)
+                               plan=None if plans is None else plans[layer], backend=backend,
+                               max_code=hw_state.get("adc_max_code"),
+                               noise_lsb=hw_state.get("read_noise_lsb"))
     return y * (w_scale * step)
 
   return conv_fn

@@ -145,32 +145,34 @@ def _code_dtype(spec: Spec):
   return np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32
 
 
-def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
+def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x_codes, cellmat, lsb, seeds, noise):
+  def run(x_codes, cellmat, lsb, seeds, noise, max_code):
     with numba_cpu.LOCK:
       return numba_cpu.forward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec, np.float32(lsb),
-                                    np.asarray(seeds, np.uint32), np.float32(noise))
+                                    np.asarray(seeds, np.uint32), np.float32(noise),
+                                    np.float32(max_code))
 
   out = jax.ShapeDtypeStruct((*x_codes.shape[:3], spec.cout), jnp.float32)
   return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
-                           vmap_method="sequential")
+                           max_code, vmap_method="sequential")
 
 
-def _numba_backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, g):
+def _numba_backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code, g):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x_codes, cellmat, lsb, seeds, noise, g):
+  def run(x_codes, cellmat, lsb, seeds, noise, max_code, g):
     with numba_cpu.LOCK:
       return numba_cpu.backward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec,
                                      np.float32(lsb), np.asarray(seeds, np.uint32),
-                                     np.float32(noise), np.asarray(g, np.float32))
+                                     np.float32(noise), np.float32(max_code),
+                                     np.asarray(g, np.float32))
 
   out = (jax.ShapeDtypeStruct(x_codes.shape, jnp.float32),
          jax.ShapeDtypeStruct(cellmat.shape, jnp.float32), jax.ShapeDtypeStruct((), jnp.float32))
   return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
-                           g, vmap_method="sequential")
+                           max_code, g, vmap_method="sequential")
 
 
 def _grid_slices(spec: Spec, x_codes):
@@ -181,12 +183,12 @@ def _grid_slices(spec: Spec, x_codes):
   return _to_grid(slices, spec.grid)
 
 
-def _grid_backward(spec: Spec, backward, x_codes, cellmat, lsb, seeds, noise, g):
+def _grid_backward(spec: Spec, backward, x_codes, cellmat, lsb, seeds, noise, max_code, g):
   """Runs a grid backward `(x_grid, ..., g_grid) -> (gx_grid, gcell, g_lsb)` on NHWC arrays."""
   grid = spec.grid
   g_grid = jnp.pad(jnp.transpose(g, (3, 0, 1, 2)), ((0, 0), (0, 0), (0, 1), (0, 1)))
   gx, gcell, g_lsb = backward(spec, _grid_slices(spec, x_codes), cellmat, lsb, seeds, noise,
-                              g_grid.reshape(spec.cout, grid.size))
+                              max_code, g_grid.reshape(spec.cout, grid.size))
   gx = gx[:, :, grid.lead:grid.lead + grid.size].reshape(spec.slices, -1, grid.n, grid.h + 1, grid.row)
   gx = jnp.einsum("scnhw,s->nhwc", gx[:, :, :, :grid.h, :grid.w], spec.slice_weights)
   return gx, gcell, g_lsb
@@ -210,21 +212,21 @@ def _columns_valid(spec: Spec) -> np.ndarray:
   return np.arange(spec.cf.shape[1]) < spec.ncols[:, None]                # (T, C)
 
 
-def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
-  code = jnp.clip(jnp.floor(_xla_sums(spec, x, cellmat, seeds, noise) / lsb + 0.5), 0, spec.max_code)
+def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code):
+  code = jnp.clip(jnp.floor(_xla_sums(spec, x, cellmat, seeds, noise) / lsb + 0.5), 0, max_code)
   place = spec.place[:, spec.cj] * _columns_valid(spec)                   # (S, T, C)
   contrib = code.astype(jnp.int32) * jnp.asarray(place, jnp.int32)[..., None]
   per_column = jnp.sum(contrib, axis=0).reshape(-1, spec.grid.size)      # (T*C, G)
   return jax.ops.segment_sum(per_column, spec.cf.ravel(), num_segments=spec.cout)
 
 
-def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code, g):
   sums = _xla_sums(spec, x, cellmat, seeds, noise)
   code = jnp.floor(sums / lsb + 0.5)
   place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
   g_place = g[spec.cf][None] * place                                     # (S, T, C, G)
-  gs = jnp.where((code >= 0) & (code <= spec.max_code), g_place, 0.0)
-  g_lsb = spec.max_code * jnp.sum(jnp.where(code > spec.max_code, g_place, 0.0))
+  gs = jnp.where((code >= 0) & (code <= max_code), g_place, 0.0)
+  g_lsb = max_code * jnp.sum(jnp.where(code > max_code, g_place, 0.0))
   grid = spec.grid
   index = grid.lead + spec.roff[..., None] + np.arange(grid.size)
   rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
@@ -234,47 +236,51 @@ def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
   return gx, gcell, g_lsb
 
 
-def _pallas_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise):
+def _pallas_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code):
   from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
-  return pallas_gpu.ou_forward(spec, x, cellmat, lsb, seeds, noise)
+  return pallas_gpu.ou_forward(spec, x, cellmat, lsb, seeds, noise, max_code)
 
 
-def _pallas_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, g):
+def _pallas_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code, g):
   from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
-  return pallas_gpu.ou_backward(spec, x, cellmat, lsb, seeds, noise, g)
+  return pallas_gpu.ou_backward(spec, x, cellmat, lsb, seeds, noise, max_code, g)
 
 
 _GRID = {"xla": (_xla_grid_forward, _xla_grid_backward),
          "pallas": (_pallas_grid_forward, _pallas_grid_backward)}
 
 
-def _forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
+def _forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
   if spec.backend == "numba":
-    return _numba_forward(spec, x_codes, cellmat, lsb, seeds, noise) * lsb
-  acc = _GRID[spec.backend][0](spec, _grid_slices(spec, x_codes), cellmat, lsb, seeds, noise)
+    return _numba_forward(spec, x_codes, cellmat, lsb, seeds, noise, max_code) * lsb
+  acc = _GRID[spec.backend][0](spec, _grid_slices(spec, x_codes), cellmat, lsb, seeds, noise,
+                               max_code)
   return _from_grid(acc.astype(jnp.float32) * lsb, spec.grid)
 
 
-def _backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, g):
+def _backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code, g):
   if spec.backend == "numba":
-    return _numba_backward(spec, x_codes, cellmat, lsb, seeds, noise, g)
-  return _grid_backward(spec, _GRID[spec.backend][1], x_codes, cellmat, lsb, seeds, noise, g)
+    return _numba_backward(spec, x_codes, cellmat, lsb, seeds, noise, max_code, g)
+  return _grid_backward(spec, _GRID[spec.backend][1], x_codes, cellmat, lsb, seeds, noise,
+                        max_code, g)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _core(spec: Spec, x_codes, cellmat, lsb, seeds, noise):
+def _core(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
   """`lsb * sum(place * ADC code)` `(N, H, W, Cout)` float32: the crossbar before the offset."""
-  return _forward(spec, x_codes, cellmat, lsb, seeds, noise)
+  return _forward(spec, x_codes, cellmat, lsb, seeds, noise, max_code)
 
 
-def _core_fwd(spec, x, cellmat, lsb, seeds, noise):
-  return _core(spec, x, cellmat, lsb, seeds, noise), (x, cellmat, lsb, seeds, noise)
+def _core_fwd(spec, x, cellmat, lsb, seeds, noise, max_code):
+  return _core(spec, x, cellmat, lsb, seeds, noise, max_code), (x, cellmat, lsb, seeds, noise,
+                                                                max_code)
 
 
 def _core_bwd(spec, res, g):
-  x, cellmat, lsb, seeds, noise = res
-  gx, gcell, g_lsb = _backward(spec, x, cellmat, lsb, seeds, noise, g)
-  return gx, gcell, jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype), None, None
+  x, cellmat, lsb, seeds, noise, max_code = res
+  gx, gcell, g_lsb = _backward(spec, x, cellmat, lsb, seeds, noise, max_code, g)
+  return (gx, gcell, jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype), None,
+          jnp.zeros_like(noise), jnp.zeros_like(max_code))
 
 
 _core.defvjp(_core_fwd, _core_bwd)
@@ -316,7 +322,7 @@ def check_plan(plan: OuPlan, w_shape, hw: HardwareConfig) -> None:
 
 
 def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
-                       hw: HardwareConfig, noise_lsb: float, backend: str | None = None):
+                       hw: HardwareConfig, noise_lsb, backend: str | None = None, max_code=None):
   """`sum over the plan's OU columns of place * ADC(sum)` as `(N, H, W, Cout)` float32.
 
   The planned counterpart of the reference path's accumulation (before the digital offset).
@@ -330,33 +336,38 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
     noise_key: key of the read noise, or None.
     plan: the layer's `OuPlan`.
     hw: hardware config.
-    noise_lsb: read-noise std in LSB (0 = off).
+    noise_lsb: read-noise std in LSB (a float, 0 = off; or a traced scalar).
     backend: 'numba', 'pallas' or 'xla'; None picks `default_backend()`.
+    max_code: the ADC's top code as a traced scalar (default `hw.adc_levels - 1`): with the step
+      (`lsb`) and the noise level, what a design-space sweep can vary in one compiled function.
   """
   backend = backend or default_backend()
   if backend not in BACKENDS:
     raise ConfigError(f"crossbar backend must be one of {BACKENDS}, got {backend!r}.")
   n, h, w = x_codes.shape[:3]
   grid = Grid(n, h, w)
-  noisy = noise_key is not None and noise_lsb > 0
+  noisy = noise_key is not None and (isinstance(noise_lsb, jax.Array) or noise_lsb > 0)
   spec = _spec(plan, hw, grid, backend, cell_place, noisy)
   seeds = jax.random.bits(noise_key, (2,), jnp.uint32) if noisy else jnp.zeros((2,), jnp.uint32)
   noise = jax.lax.stop_gradient((jnp.float32(noise_lsb) * lsb) if noisy else jnp.zeros((), jnp.float32))
   cellmat = _tile_cells(cells, plan)
+  max_code = jnp.asarray(spec.max_code if max_code is None else max_code, jnp.float32)
   devices = _data_devices()
   if devices == 1 or n % devices:
-    return _core(spec, x_codes, cellmat, lsb, seeds, noise)
+    return _core(spec, x_codes, cellmat, lsb, seeds, noise, max_code)
   # Under a data-parallel mesh: XLA cannot partition the kernel, so each device runs it on its
   # slice of the batch (its own read-noise draws: the device index enters the seeds).
   local = dataclasses.replace(spec, grid=Grid(n // devices, h, w))
 
-  def per_device(x_codes, cellmat, lsb, seeds, noise):
+  def per_device(x_codes, cellmat, lsb, seeds, noise, max_code):
     index = jax.lax.axis_index(DATA_AXIS).astype(jnp.uint32)
-    return _core(local, x_codes, cellmat, lsb, seeds ^ (index * jnp.uint32(0x9E3779B9)), noise)
+    return _core(local, x_codes, cellmat, lsb, seeds ^ (index * jnp.uint32(0x9E3779B9)), noise,
+                 max_code)
 
   batch, whole = jax.sharding.PartitionSpec(DATA_AXIS), jax.sharding.PartitionSpec()
-  return jax.shard_map(per_device, in_specs=(batch, whole, whole, whole, whole),
-                       out_specs=batch, check_vma=False)(x_codes, cellmat, lsb, seeds, noise)
+  return jax.shard_map(per_device, in_specs=(batch, whole, whole, whole, whole, whole),
+                       out_specs=batch, check_vma=False)(x_codes, cellmat, lsb, seeds, noise,
+                                                          max_code)
 
 
 def _data_devices() -> int:

@@ -346,22 +346,21 @@ def _kernel_args(spec):
   return (spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj, spec.ncols, spec.place)
 
 
-def forward_nhwc(codes, cellmat, spec, lsb, seeds, noise):
+def forward_nhwc(codes, cellmat, spec, lsb, seeds, noise, max_code):
   """The planned layer's shift-added codes `(N, H, W, Cout)` float32 from NHWC codes (the caller
   multiplies by lsb: in XLA, where the reference path's product is fused the same way)."""
   grid = spec.grid
   x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
-  acc = ou_forward(x, cellmat, *_kernel_args(spec), lsb, np.float32(spec.max_code), seeds, noise,
+  acc = ou_forward(x, cellmat, *_kernel_args(spec), lsb, max_code, seeds, noise,
                    spec.cout, grid.lead, grid.size, chunk_size(grid.size, grid.lead))
   return _grid_to_nhwc(acc, grid.n, grid.h, grid.w, grid.row)
 
 
-def backward_nhwc(codes, cellmat, spec, lsb, seeds, noise, g):
+def backward_nhwc(codes, cellmat, spec, lsb, seeds, noise, max_code, g):
   """Gradients `(g_codes (N, H, W, Cin), g_cellmat, g_lsb)` of `forward_nhwc` for `g`."""
   grid = spec.grid
   x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
-  gx, gcell, g_lsb = ou_backward(x, cellmat, *_kernel_args(spec), lsb, np.float32(spec.max_code),
-                                 seeds, noise, grid.lead, grid.size,
+  gx, gcell, g_lsb = ou_backward(x, cellmat, *_kernel_args(spec), lsb, max_code, seeds, noise, grid.lead, grid.size,
                                  chunk_size(grid.size, grid.lead),
                                  _nhwc_to_grid(g, grid.row, grid.size))
   g_codes = _grid_to_code_grad(gx, spec.slice_weights, grid.n, grid.h, grid.w, grid.row, grid.lead)

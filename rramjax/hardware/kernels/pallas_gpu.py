@@ -69,18 +69,18 @@ def _noise(acc, seeds_ref, noise, t, q, s, position, *, columns, slices, grid, n
 
 def _forward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref, ncols_ref, place_ref,
                     scalars_ref, seeds_ref, y_in_ref, y_ref, *, slices, height, columns, grid, lead,
-                    max_code, noisy):
+                    noisy):
   del y_in_ref  # the zeros y_ref starts from (aliased)
   t, block = pl.program_id(0), pl.program_id(1)
   position = block * BLOCK + jnp.arange(BLOCK)
-  lsb, noise = scalars_ref[0], scalars_ref[1]
+  lsb, noise, max_code = scalars_ref[0], scalars_ref[1], scalars_ref[2]
   rows = _rows(x_ref, rc_ref, roff_ref, t, position, slices=slices, height=height, lead=lead)
   for q in range(columns):
     total = jnp.zeros((BLOCK,), jnp.int32)
     for s in range(slices):
       acc = _noise(_column_sums(rows, cm_ref, t, q, s, height=height), seeds_ref, noise, t, q, s,
                    position, columns=columns, slices=slices, grid=grid, noisy=noisy)
-      code = jnp.clip(jnp.floor(acc / lsb + 0.5), 0.0, float(max_code))
+      code = jnp.clip(jnp.floor(acc / lsb + 0.5), 0.0, max_code)
       total = total + code.astype(jnp.int32) * place_ref[s, cj_ref[t, q]]
     # Columns past the tile's end (filter 0, cells 0) add 0, even under read noise. No masks on
     # the atomics: the grid is padded to whole blocks (interpret mode has no masked atomics).
@@ -90,13 +90,12 @@ def _forward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref, 
 
 def _backward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref, ncols_ref,
                      place_ref, scalars_ref, seeds_ref, g_ref, gx_in_ref, gcell_in_ref, top_in_ref,
-                     gx_ref, gcell_ref, top_ref, *, slices, height, columns, grid, lead, max_code,
-                     noisy):
+                     gx_ref, gcell_ref, top_ref, *, slices, height, columns, grid, lead, noisy):
   del gx_in_ref, gcell_in_ref, top_in_ref  # the zeros the outputs start from (aliased)
   t, block = pl.program_id(0), pl.program_id(1)
   position = block * BLOCK + jnp.arange(BLOCK)
   valid = position < grid
-  lsb, noise = scalars_ref[0], scalars_ref[1]
+  lsb, noise, max_code = scalars_ref[0], scalars_ref[1], scalars_ref[2]
   rows = _rows(x_ref, rc_ref, roff_ref, t, position, slices=slices, height=height, lead=lead)
   grows = [[jnp.zeros((BLOCK,), jnp.float32) for _ in range(height)] for _ in range(slices)]
   top = jnp.zeros((BLOCK,), jnp.float32)
@@ -107,8 +106,8 @@ def _backward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref,
                    position, columns=columns, slices=slices, grid=grid, noisy=noisy)
       code = jnp.floor(acc / lsb + 0.5)
       gp = g * place_ref[s, cj_ref[t, q]].astype(jnp.float32)
-      gs = jnp.where((code >= 0.0) & (code <= float(max_code)), gp, 0.0)
-      top = top + jnp.where(code > float(max_code), gp, 0.0)
+      gs = jnp.where((code >= 0.0) & (code <= max_code), gp, 0.0)
+      top = top + jnp.where(code > max_code, gp, 0.0)
       for i in range(height):
         grows[s][i] = grows[s][i] + gs * cm_ref[t, i, q]
         plgpu.atomic_add(gcell_ref, (t, _i32(i), _i32(q)), jnp.sum(gs * rows[s][i]))
@@ -128,7 +127,7 @@ def _arrays(spec):
 
 def _static(spec, x, cellmat):
   return dict(slices=x.shape[0], height=cellmat.shape[1], columns=cellmat.shape[2],
-              grid=spec.grid.size, lead=spec.grid.lead, max_code=spec.max_code, noisy=spec.noisy)
+              grid=spec.grid.size, lead=spec.grid.lead, noisy=spec.noisy)
 
 
 def _interpret() -> bool:
@@ -140,7 +139,7 @@ def _padded(spec):
   return pl.cdiv(spec.grid.size, BLOCK) * BLOCK
 
 
-def ou_forward(spec, x, cellmat, lsb, seeds, noise):
+def ou_forward(spec, x, cellmat, lsb, seeds, noise, max_code):
   """`(cout, G)` int32 shift-and-added codes (see `numba_cpu.ou_forward`)."""
   static = _static(spec, x, cellmat)
   padded = _padded(spec)
@@ -149,13 +148,13 @@ def ou_forward(spec, x, cellmat, lsb, seeds, noise):
       out_shape=jax.ShapeDtypeStruct((spec.cout, padded), jnp.int32),
       input_output_aliases={11: 0}, interpret=_interpret(), name="ou_forward",
       compiler_params=_TRITON)
-  scalars = jnp.stack([lsb, noise]).astype(jnp.float32)
+  scalars = jnp.stack([lsb, noise, max_code]).astype(jnp.float32)
   x = jnp.pad(x, ((0, 0), (0, 0), (0, padded - spec.grid.size)))
   y = call(x, cellmat, *_arrays(spec), scalars, seeds, jnp.zeros((spec.cout, padded), jnp.int32))
   return y[:, :spec.grid.size]
 
 
-def ou_backward(spec, x, cellmat, lsb, seeds, noise, g):
+def ou_backward(spec, x, cellmat, lsb, seeds, noise, max_code, g):
   """`(gx, gcell, g_lsb)` (see `numba_cpu.ou_backward`)."""
   static = _static(spec, x, cellmat)
   padded = _padded(spec)
@@ -168,8 +167,8 @@ def ou_backward(spec, x, cellmat, lsb, seeds, noise, g):
                  jax.ShapeDtypeStruct((1,), jnp.float32)),
       input_output_aliases={12: 0, 13: 1, 14: 2}, interpret=_interpret(), name="ou_backward",
       compiler_params=_TRITON)
-  scalars = jnp.stack([lsb, noise]).astype(jnp.float32)
+  scalars = jnp.stack([lsb, noise, max_code]).astype(jnp.float32)
   g = jnp.pad(g.astype(jnp.float32), ((0, 0), (0, extra)))
   gx, gcell, top = call(x, cellmat, *_arrays(spec), scalars, seeds, g, jnp.zeros(x.shape, jnp.float32),
                         jnp.zeros(cellmat.shape, jnp.float32), jnp.zeros((1,), jnp.float32))
-  return gx[:, :, :x.shape[2] - extra], gcell, spec.max_code * top[0]
+  return gx[:, :, :x.shape[2] - extra], gcell, max_code * top[0]
