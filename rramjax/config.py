@@ -81,8 +81,13 @@ class TrainConfig:
   # The run stops (TrainingDivergedError) when a logged loss is non-finite or above
   # divergence_factor * max(the loss at the epoch's first step, ln(number of classes)).
   divergence_factor: float = 10.0
+  # Data parallelism (rramjax.train.parallel): devices on the batch axis of a mesh, parameters
+  # replicated; 1 = one device, 0 = every device. The global batch_size must split evenly.
+  devices: int = 1
 
   def validate(self, p):
+    _check(isinstance(self.devices, int) and self.devices >= 0, f"{p}.devices",
+           f"must be an int >= 0 (0: every device), got {self.devices!r}.")
     for key in ("batch_size", "eval_batch_size", "log_every"):
       v = getattr(self, key)
       _check(isinstance(v, int) and v > 0, f"{p}.{key}", f"must be a positive int, got {v!r}.")

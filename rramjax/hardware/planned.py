@@ -145,14 +145,21 @@ def _code_dtype(spec: Spec):
   return np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32
 
 
+def _host(args):
+  """The callback's arguments as numpy arrays, materialised BEFORE the kernels' lock is taken: on
+  several devices an argument may still be computing on a device thread that is itself waiting
+  in a callback, and holding the lock while waiting for it deadlocks."""
+  return [np.asarray(a) for a in args]
+
+
 def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x_codes, cellmat, lsb, seeds, noise, max_code):
+  def run(*args):
+    x_codes, cellmat, lsb, seeds, noise, max_code = _host(args)
     with numba_cpu.LOCK:
-      return numba_cpu.forward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec, np.float32(lsb),
-                                    np.asarray(seeds, np.uint32), np.float32(noise),
-                                    np.float32(max_code))
+      return numba_cpu.forward_nhwc(x_codes, cellmat, spec, np.float32(lsb),
+                                    seeds.astype(np.uint32), np.float32(noise), np.float32(max_code))
 
   out = jax.ShapeDtypeStruct((*x_codes.shape[:3], spec.cout), jnp.float32)
   return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
@@ -162,12 +169,12 @@ def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
 def _numba_backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code, g):
   from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-  def run(x_codes, cellmat, lsb, seeds, noise, max_code, g):
+  def run(*args):
+    x_codes, cellmat, lsb, seeds, noise, max_code, g = _host(args)
     with numba_cpu.LOCK:
-      return numba_cpu.backward_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec,
-                                     np.float32(lsb), np.asarray(seeds, np.uint32),
-                                     np.float32(noise), np.float32(max_code),
-                                     np.asarray(g, np.float32))
+      return numba_cpu.backward_nhwc(x_codes, cellmat, spec, np.float32(lsb),
+                                     seeds.astype(np.uint32), np.float32(noise),
+                                     np.float32(max_code), g.astype(np.float32))
 
   out = (jax.ShapeDtypeStruct(x_codes.shape, jnp.float32),
          jax.ShapeDtypeStruct(cellmat.shape, jnp.float32), jax.ShapeDtypeStruct((), jnp.float32))
@@ -353,8 +360,11 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
   cellmat = _tile_cells(cells, plan)
   max_code = jnp.asarray(spec.max_code if max_code is None else max_code, jnp.float32)
   devices = _data_devices()
-  if devices == 1 or n % devices:
-    return _core(spec, x_codes, cellmat, lsb, seeds, noise, max_code)
+  args = (x_codes, cellmat, lsb, seeds, noise, max_code)
+  if devices == 1:
+    return _core(spec, *args)
+  if n % devices:  # a batch that does not split: every device computes all of it
+    return _replicated(functools.partial(_core, spec), args)
   # Under a data-parallel mesh: XLA cannot partition the kernel, so each device runs it on its
   # slice of the batch (its own read-noise draws: the device index enters the seeds).
   local = dataclasses.replace(spec, grid=Grid(n // devices, h, w))
@@ -365,9 +375,15 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
                  max_code)
 
   batch, whole = jax.sharding.PartitionSpec(DATA_AXIS), jax.sharding.PartitionSpec()
-  return jax.shard_map(per_device, in_specs=(batch, whole, whole, whole, whole, whole),
-                       out_specs=batch, check_vma=False)(x_codes, cellmat, lsb, seeds, noise,
-                                                          max_code)
+  return jax.shard_map(per_device, in_specs=(batch,) + (whole,) * 5, out_specs=batch,
+                       check_vma=False)(*args)
+
+
+def _replicated(fn, args):
+  """`fn(*args)` on every device of the data mesh with whole inputs: host callbacks and custom
+  kernels cannot be partitioned by XLA, so they may only run inside a `shard_map`."""
+  whole = jax.sharding.PartitionSpec()
+  return jax.shard_map(fn, in_specs=(whole,) * len(args), out_specs=whole, check_vma=False)(*args)
 
 
 def _data_devices() -> int:
@@ -401,13 +417,17 @@ def planned_histogram(x_codes, cells, plan: OuPlan, hw: HardwareConfig,
   if backend == "numba":
     from rramjax.hardware.kernels import numba_cpu  # pylint: disable=g-import-not-at-top
 
-    def run(x_codes, cellmat):
+    def run(*args):
+      x_codes, cellmat = _host(args)
       with numba_cpu.LOCK:
-        return numba_cpu.histogram_nhwc(np.asarray(x_codes), np.asarray(cellmat), spec,
-                                        bins).astype(np.int32)
+        return numba_cpu.histogram_nhwc(x_codes, cellmat, spec, bins).astype(np.int32)
 
-    return jax.pure_callback(run, jax.ShapeDtypeStruct((bins,), jnp.int32),
-                             x_codes.astype(_code_dtype(spec)), cellmat, vmap_method="sequential")
+    def call(x_codes, cellmat):
+      return jax.pure_callback(run, jax.ShapeDtypeStruct((bins,), jnp.int32),
+                               x_codes.astype(_code_dtype(spec)), cellmat, vmap_method="sequential")
+
+    args = (x_codes, cellmat)
+    return call(*args) if _data_devices() == 1 else _replicated(call, args)
   sums = _xla_sums(spec, _grid_slices(spec, x_codes), cellmat, jnp.zeros((2,), jnp.uint32), 0.0)
   grid = spec.grid
   position = np.arange(grid.size)

@@ -30,7 +30,7 @@ from rramjax import models
 from rramjax.config import Config
 from rramjax.errors import ConfigError, TrainingDivergedError
 from rramjax.hardware.config import HardwareConfig
-from rramjax.train import hardware_glue, pruning, report, targets
+from rramjax.train import hardware_glue, parallel, pruning, report, targets
 from rramjax.train import workdir as workdir_lib
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.metrics import MetricsWriter
@@ -156,12 +156,15 @@ class Trainer:
     if d.on_device:
       self.device_train = data_lib.DeviceData(self.train_ds, pad_to=d.pad_to, norm=d.normalize)
       self.device_test = data_lib.DeviceData(self.test_ds, pad_to=d.pad_to, norm=d.normalize)
+    self.mesh = parallel.make_mesh(config.train.devices, bs)
     self._steps = {}
     self._evals = {}
 
   def initial_state(self) -> dict:
-    """The state a run starts from: freshly initialised weights (seeded), optimizer, hardware."""
-    return init_state(self.config, self._make_model(), self.steps_per_epoch)
+    """The state a run starts from: freshly initialised weights (seeded), optimizer, hardware
+    (replicated over the data mesh's devices)."""
+    return parallel.replicate(self.mesh, init_state(self.config, self._make_model(),
+                                                    self.steps_per_epoch))
 
   # Data ---------------------------------------------------------------------------------------
   def train_batches(self, epoch: int):
@@ -230,6 +233,8 @@ class Trainer:
       if pad:
         images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
         labels = np.concatenate([labels, np.zeros((pad,), labels.dtype)])
+      if self.mesh is not None and bs % self.mesh.size == 0:
+        images, labels, valid = parallel.shard_batch(self.mesh, images, labels, valid)
       c, l = step(state, images, labels, valid, keys)
       correct, loss, n = correct + c, loss + l, n + int(valid.sum())
     return np.asarray(correct) / n, np.asarray(loss) / n, n
@@ -289,7 +294,7 @@ class Trainer:
     hook_every, hook = pruning.step_hook(self.config, epoch.phase)
     start_loss = None
     for i, (images, labels) in enumerate(bar):
-      state, metrics = step_fn(state, images, labels)
+      state, metrics = step_fn(state, *parallel.shard_batch(self.mesh, images, labels))
       sums = {k: sums[k] + metrics[k] for k in sums}
       if i == 0:  # the loss of the weights the epoch starts from (computed before the update)
         start_loss = float(metrics["loss"])
@@ -369,7 +374,7 @@ def _before_hwtune(trainer: Trainer, ckpt: Checkpointer, log) -> dict | None:
     log(f"No checkpoint after epoch {start} (before hwtune): the hardware table has no "
         "'before hwtune' reference row.")
     return None
-  return ckpt.restore(trainer.template, start)[0]
+  return parallel.replicate(trainer.mesh, ckpt.restore(trainer.template, start)[0])
 
 
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: bool = False,
@@ -412,6 +417,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
   try:  # orbax's threads are stopped on every exit: no tracebacks or hangs after an error
     if mode == "resume":
       state, meta = ckpt.restore(trainer.template)
+      state = parallel.replicate(trainer.mesh, state)
       start, resume_step = meta["epochs_done"], int(state["step"])
       log(f"Resumed from {ckpt.directory / str(start)} after epoch {start} (step {resume_step}).")
     else:
@@ -424,14 +430,16 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
     t0 = time.time()
     for epoch in trainer.plan[start:]:
       try:
-        state, record = trainer.run_epoch(state, epoch, writer)
+        with parallel.use_mesh(trainer.mesh):
+          state, record = trainer.run_epoch(state, epoch, writer)
       except TrainingDivergedError as e:
         raise _diverged(e, workdir) from None
       record["elapsed_s"] = round(time.time() - t0, 1)
       writer.write(record)
       ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
       log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-    summary = trainer.final_report(state, _before_hwtune(trainer, ckpt, log))
+    with parallel.use_mesh(trainer.mesh):
+      summary = trainer.final_report(state, _before_hwtune(trainer, ckpt, log))
   finally:
     ckpt.close()
   (workdir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

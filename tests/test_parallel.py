@@ -1,0 +1,91 @@
+"""Data parallelism (rramjax.train.parallel): the same losses on 1 and 4 devices for one global
+batch, at the ideal and the planned `ou` fidelity, and clear errors for impossible meshes.
+
+The 4 devices are CPU devices forced in a subprocess (`--xla_force_host_platform_device_count`
+must be set before jax starts).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+from rramjax.errors import ConfigError
+from rramjax.train import parallel
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import jax
+    from rramjax.config import load_config
+    from rramjax.data import ArrayDataset, Splits
+    from rramjax.train import hardware_glue, parallel
+    from rramjax.train.loop import Trainer
+
+    rng = np.random.default_rng(0)
+    def split(n):
+      images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+      return ArrayDataset("fashion_mnist", images, rng.integers(0, 10, n).astype(np.int32), 10)
+    data = Splits(split(64), split(32))
+    out = {"devices": jax.device_count()}
+    for fidelity in ("ideal", "ou"):
+      for devices in (1, 4):
+        config = load_config("configs/fashion_mnist_small.py:smoke", [
+            f"train.devices={devices}", "train.batch_size=16", "prune.enabled=False",
+            "train.admm_epochs=0", "train.finetune_epochs=0", "train.pretrain_epochs=0",
+            "train.hwtune_epochs=1", "train.hwtune_steps=3", f"crossbar.train_fidelity='{fidelity}'"])
+        trainer = Trainer(config, "/tmp/unused", progress=False, datasets=data)
+        epoch = trainer.plan[0]
+        state = trainer.initial_state()
+        with parallel.use_mesh(trainer.mesh):
+          state = trainer.begin_phase(state, epoch.phase)
+          tx, step = trainer.train_step(epoch, state["masks"])
+          state = parallel.replicate(trainer.mesh, {
+              **state, "opt_state": tx.init(hardware_glue.trainable(state, config))})
+          losses = []
+          for images, labels in list(trainer.train_batches(0))[:3]:
+            state, metrics = step(state, *parallel.shard_batch(trainer.mesh, images, labels))
+            losses.append(float(metrics["loss"]))
+          sharding = str(jax.tree_util.tree_leaves(state["params"])[0].sharding)
+        out[f"{fidelity}_{devices}"] = {"losses": losses, "sharding": sharding}
+    print(json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def runs():
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+         "PYTHONPATH": str(ROOT)}
+  out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_four_devices_give_the_losses_of_one(runs):
+  assert runs["devices"] == 4
+  one, four = runs["ideal_1"], runs["ideal_4"]
+  assert len(one["losses"]) == 3
+  assert one["losses"] == pytest.approx(four["losses"], rel=2e-5, abs=2e-6)
+  assert "data" in four["sharding"] and "data" not in one["sharding"]  # really on the mesh
+
+
+def test_four_devices_with_the_planned_crossbar(runs):
+  """The planned `ou` kernels run per device (shard_map). The first loss, before any update, is
+  the same; after an update the gradients, summed across devices in another order, move weights
+  by float rounding, and the crossbar's quantizers turn some of those into a changed code: the
+  losses then agree to a fraction of a percent, not to float precision."""
+  one, four = runs["ou_1"], runs["ou_4"]
+  assert one["losses"][0] == pytest.approx(four["losses"][0], rel=1e-6)
+  assert one["losses"] == pytest.approx(four["losses"], rel=5e-3)
+  assert "data" in four["sharding"]
+
+
+def test_impossible_meshes_are_clear_errors():
+  with pytest.raises(ConfigError, match="train.devices"):
+    parallel.make_mesh(64, 64)  # this process has one CPU device
+  assert parallel.make_mesh(1, 7) is None
