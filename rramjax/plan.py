@@ -40,9 +40,9 @@ import dataclasses
 import numpy as np
 
 from rramjax.errors import ConfigError, MaskError
+from rramjax.hardware.config import KERNEL_POSITIONS as POSITIONS
 from rramjax.hardware.config import HardwareConfig
 
-POSITIONS = 9
 POSITION_BITS = 1 << np.arange(POSITIONS)
 POPCOUNT = np.array([bin(code).count("1") for code in range(1 << POSITIONS)], dtype=np.int64)
 SCHEMES = ("pattern", "packed")

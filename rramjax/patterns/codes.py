@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
+from rramjax.hardware.config import KERNEL_POSITIONS
 from rramjax.plan import POPCOUNT, kernel_patterns, masks_to_codes
 
-KERNEL_POSITIONS = 9
 MAX_CODE = 2**KERNEL_POSITIONS - 1  # 511: every nonempty 3x3 pattern
 
 
