@@ -3,7 +3,7 @@
 The plan is the one description of a mapped layer that both sides read: the `ou` crossbar model
 (`rramjax.hardware`) digitises exactly the partial sums of the plan's OUs, and the mapper
 (`rramjax.mapper`) places and counts the same tiles. It imports neither of them (docs/MODEL.md
-section 5).
+section 5; the planned `ou` path that computes the tiles: section 7).
 
 Geometry. A layer's weights `W[kh, kw, c, f]` (HWIO) sit on crossbar *rows* `r = 9*c + t`, one per
 input channel `c` and tap `t = 3*kh + kw` (channel-major, like the straightforward im2col mapping),

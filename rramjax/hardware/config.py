@@ -25,6 +25,9 @@ FIDELITIES = ("ideal", "quant", "ou")
 # The planned `ou` path's backends (rramjax.hardware.planned): numba CPU kernels, a Pallas GPU
 # kernel, plain XLA.
 OU_BACKENDS = ("numba", "pallas", "xla")
+# Which OUs the `ou` fidelity computes in a run (the config's crossbar.ou_path): the run's mapping
+# (the planned path) or every kernel over its taps (the reference path).
+OU_PATHS = ("planned", "reference")
 # Positions (taps) of a 3x3 kernel, `t = 3*kh + kw`: the crossbar rows one kernel can hold, so
 # the most rows a kernel's OU sums (the reference `ou` path's OU).
 KERNEL_POSITIONS = 9

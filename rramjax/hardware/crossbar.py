@@ -53,7 +53,7 @@ A kernel's OU is all of its pattern's rows (<= 9), as the mapper's pattern schem
 `ou_rows >= 9`: its sums reach `hw.kernel_full_scale` (`max_ou_sum`, the calibration histogram's
 range), while the 'max' ADC step follows `hw.ou_full_scale`, a full OU of `ou_rows` rows (the
 same for the paper's 9). The planned path (`plan=`) computes the mapping's OUs instead
-(docs/MODEL.md section 8).
+(docs/MODEL.md section 7).
 
 References:
   Yu et al., NVMSA 2021, arXiv:2010.06156 (OU-based mapping, ADC/DAC parameters).

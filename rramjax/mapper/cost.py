@@ -1,4 +1,7 @@
-"""Analytic cost model: arrays, OU activations, conversions, energy and latency (docs/MAPPER.md).
+"""Analytic cost model: arrays, OU activations, conversions, energy and latency.
+
+Definitions: docs/MODEL.md sections 4 (counts) and 6 (energy and latency); options and report
+schema: docs/MAPPER.md.
 
 Schemes: `baseline` (the straightforward im2col mapping), `pattern` (the paper's kernel
 reordering), `packed` (filters in OU column groups) and `best` (per layer the cheapest of the three

@@ -1,7 +1,8 @@
 """Functional simulator of a mapped 3x3 conv layer, in the integer domain (numpy).
 
 It runs the OU tiles of the layer's plan (`rramjax.plan`, scheme 'pattern' or 'packed'),
-vectorised over pixels and tiles (docs/MAPPER.md, "Functional simulator"):
+vectorised over pixels and tiles (docs/MODEL.md sections 4 and 5; docs/MAPPER.md, "Functional
+simulator"):
   1. input preprocessing unit: gather each crossbar row's pixel, row `9*c + t` reading channel `c`
      at kernel position `t` (SAME zero padding, stride 1), and cut every input into DAC slices, LSB
      first: `slice_s = (x >> (s * dac_bits)) & (2^dac_bits - 1)`;

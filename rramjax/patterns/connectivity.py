@@ -2,7 +2,7 @@
 
 A layer keeps `num_kept_kernels(Cin*Cout, keep_ratio) = max(1, floor(keep_ratio*Cin*Cout + 1/2))`
 kernels [choice: round half up, at least one], those with the largest L2 norm (first index on ties).
-At OU-group granularity (`granularity="ou_group"`, see `rramjax.patterns.projection`) the unit is
+At OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8) the unit is
 a group of `group_size` consecutive filters at one input channel: a group drops an input channel
 together, and the layer keeps `num_kept_kernels(Cin * G, keep_ratio)` of its `Cin * G` units
 (`G = ceil(Cout / group_size)`), those with the largest L2 norm.

@@ -8,7 +8,7 @@ projection onto "w_n is zero outside one library pattern" is `w_n * P[k*]` with
 since keeping pattern p leaves the error ||w_n||^2 - |w_n|^2 . p. Kernels that are already all zero
 stay removed (mask 0). Jitted, and vmapped over the kernels.
 
-OU-group granularity (`granularity="ou_group"`, docs/MAPPER.md "OU-aware pruning"): the filters
+OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8): the filters
 of a layer form groups of `group_size` consecutive filters (the packed mapping's column groups in
 the given order; the last group may be smaller), and the kernels of one group at one input
 channel share one pattern. The projection onto that set picks, per (channel, group),

@@ -9,7 +9,7 @@ variables Z (patterns) and Y (connectivity) and scaled duals U, V:
   Z-step: Z_l = Proj_S(W_l + U_l),  Y-step: Y_l = Proj_S'(W_l + V_l)   (`admm_update`);
   duals:  U_l += W_l - Z_l,         V_l += W_l - Y_l.
 
-At OU-group granularity (`granularity="ou_group"`, docs/MAPPER.md "OU-aware pruning") S_l holds
+At OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8) S_l holds
 the weights whose kernels of one column group of `group_size` filters share each input channel's
 pattern, and S'_l at most `keep_l` nonzero (channel, group) units: the Z and Y steps project onto
 those (`project_to_library` and `project_connectivity` at group granularity).
