@@ -17,8 +17,18 @@ from typing import Any, Mapping
 
 from rramjax.data import DATASETS
 from rramjax.errors import ConfigError
-from rramjax.hardware.config import FIDELITIES, OU_BACKENDS, OU_PATHS, HardwareConfig
+from rramjax.hardware.config import (FIDELITIES, KERNEL_POSITIONS, OU_BACKENDS, OU_PATHS,
+                                     HardwareConfig)
 from rramjax.mapper.options import MapperConfig
+from rramjax.plan import MAX_CODE
+
+
+# The prune section's choices. `rramjax.patterns` implements them (GRANULARITIES, ALLOCATION_RULES)
+# but imports jax, and this module must not (the numpy-only mapper reads run configs): the test
+# suite checks that the two lists agree.
+GRANULARITIES = ("kernel", "ou_group")
+ALLOCATION_RULES = ("uniform", "first_dense", "erk")
+LIBRARIES = ("greedy", "patdnn", "patdnn_default")
 
 
 def _check(cond: bool, path: str, msg: str):
@@ -124,17 +134,15 @@ class PruneConfig:
   granularity: str = "kernel"
 
   def validate(self, p):
-    _check(self.granularity in ("kernel", "ou_group"), f"{p}.granularity", "use kernel or ou_group.")
-    _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
-           "use greedy, patdnn or patdnn_default.")
-    _check(self.allocation in ("uniform", "first_dense", "erk"), f"{p}.allocation",
-           "use uniform, first_dense or erk.")
-    _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= 9,
-           f"{p}.pattern_size", f"must be an int in 1..9, got {self.pattern_size!r}.")
-    ppl = self.patterns_per_layer
+    _check(self.granularity in GRANULARITIES, f"{p}.granularity", "use kernel or ou_group.")
+    _check(self.library in LIBRARIES, f"{p}.library", "use greedy, patdnn or patdnn_default.")
+    _check(self.allocation in ALLOCATION_RULES, f"{p}.allocation", "use uniform, first_dense or erk.")
+    _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= KERNEL_POSITIONS,
+           f"{p}.pattern_size", f"must be an int in 1..{KERNEL_POSITIONS}, got {self.pattern_size!r}.")
+    ppl, top = self.patterns_per_layer, MAX_CODE  # codes 1..MAX_CODE: the nonempty patterns
     counts = ppl if isinstance(ppl, (list, tuple)) else [ppl]
-    _check(all(isinstance(k, int) and 1 <= k <= 511 for k in counts), f"{p}.patterns_per_layer",
-           f"each count must be an int in 1..511 (there are 511 nonempty 3x3 patterns), got {ppl!r}.")
+    _check(all(isinstance(k, int) and 1 <= k <= top for k in counts), f"{p}.patterns_per_layer",
+           f"each count must be an int in 1..{top} (there are {top} nonempty 3x3 patterns), got {ppl!r}.")
     if self.keep_ratios is None:
       _check(self.sparsity is not None and 0 <= self.sparsity < 1, f"{p}.sparsity",
              f"must lie in [0, 1) when keep_ratios is None, got {self.sparsity!r}.")

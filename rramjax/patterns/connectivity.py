@@ -26,6 +26,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns.codes import (KERNEL_POSITIONS, MAX_CODE, check_conv_kernel,
                                     expand_filter_groups, sum_filter_groups)
 from rramjax.patterns.projection import check_granularity, project_to_library
+from rramjax.plan import DEFAULT_GROUP_SIZE
 
 ALLOCATION_RULES = ("uniform", "first_dense", "erk")
 
@@ -86,13 +87,13 @@ def top_groups(w, num_kept: int, group_size: int):
   return expand_filter_groups(units, group_size, w.shape[3])
 
 
-def num_units(shape, granularity: str = "kernel", group_size: int = 4) -> int:
+def num_units(shape, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> int:
   """Connectivity units of an HWIO layer: its kernels, or its (channel, filter group) pairs."""
   groups = shape[3] if granularity == "kernel" else -(-shape[3] // group_size)
   return shape[2] * groups
 
 
-def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
+def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
   """Kernels kept by connectivity pruning.
 
   Args:
@@ -135,7 +136,7 @@ def project_connectivity(w, num_kept: int, group_size: int = 1):
   return w * top_groups(w, num_kept, group_size)[None, None].astype(w.dtype)
 
 
-def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
+def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
   """Pattern and connectivity pruning of one layer: the final 0/1 mask.
 
   Every kernel is projected onto its best library pattern first; then the kernels whose *projected*
