@@ -18,7 +18,8 @@ cell_j(u[t, cin, cout])`. The ADC digitises each P:
 
 with `LSB = hw.adc_lsb` ('max' full scale) or `full_scale / hw.adc_max_code` (calibrated or
 learned); `hw.adc_max_code = 2^adc_bits - 1`. The law itself (`quant.adc_code`, `adc_clip`,
-`adc_vjp`) is shared by `adc_convert` and this path's chunked backward. The output is the shift-and-add of the digitised sums minus the exact digital offset:
+`adc_vjp`) is shared by `adc_convert` and this path's chunked backward. The output is the
+shift-and-add of the digitised sums minus the exact digital offset:
 
     y[pixel, cout] = sum_{cin, j, s} d * 2^(j*cell_bits) * 2^(s*dac_bits)
                      - 2^(b-1) * sum_cin sum_{t in pattern(cin, cout)} x[pixel + t, cin].
@@ -28,8 +29,8 @@ encoding stores |w| of positive and of negative weights in separate cell columns
 digitised, subtracted, with no offset. With the ADC wide enough (adc_bits >= bits of the largest
 sum, LSB 1) and no noise, `y == conv(x_codes, w_codes * mask)` exactly in integers.
 
-Gradients (straight-through, docs/MODEL.md section 3): the ADC passes the gradient where the unclipped
-code lies in [0, hw.adc_max_code] and blocks it outside; the bit slicing is straight-through
+Gradients (straight-through, docs/MODEL.md section 3): the ADC passes the gradient where the
+unclipped code lies in [0, hw.adc_max_code] and blocks it outside; the bit slicing is straight-through
 with weights `d slice_s / d x = 2^(-s*dac_bits) / S` and `d cell_j / d u = 2^(-j*cell_bits) / J`,
 so that without clipping `dy/dx` and `dy/dw` are exactly those of the integer conv. The learned
 full scale gets the PACT gradient: `d d / d full_scale = 1` where the sum clips at the top,
@@ -150,7 +151,7 @@ def weight_cells(w_codes: jax.Array, mask: jax.Array,
 # ----------------------------------------------------------------------------------------------
 
 def adc_lsb(hw: HardwareConfig, full_scale=None):
-  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' full scale, else `full_scale / hw.adc_max_code`."""
+  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' ADC, else `full_scale / hw.adc_max_code`."""
   if full_scale is None:
     return hw.adc_lsb
   return jnp.asarray(full_scale, jnp.float32) / hw.adc_max_code
