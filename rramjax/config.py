@@ -142,7 +142,8 @@ class PruneConfig:
     ppl, top = self.patterns_per_layer, MAX_CODE  # codes 1..MAX_CODE: the nonempty patterns
     counts = ppl if isinstance(ppl, (list, tuple)) else [ppl]
     _check(all(isinstance(k, int) and 1 <= k <= top for k in counts), f"{p}.patterns_per_layer",
-           f"each count must be an int in 1..{top} (there are {top} nonempty 3x3 patterns), got {ppl!r}.")
+           f"each count must be an int in 1..{top} (there are {top} nonempty 3x3 patterns), "
+           f"got {ppl!r}.")
     if self.keep_ratios is None:
       _check(self.sparsity is not None and 0 <= self.sparsity < 1, f"{p}.sparsity",
              f"must lie in [0, 1) when keep_ratios is None, got {self.sparsity!r}.")

@@ -93,7 +93,8 @@ def num_units(shape, granularity: str = "kernel", group_size: int = DEFAULT_GROU
   return shape[2] * groups
 
 
-def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
+def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel",
+                      group_size: int = DEFAULT_GROUP_SIZE):
   """Kernels kept by connectivity pruning.
 
   Args:
@@ -136,7 +137,8 @@ def project_connectivity(w, num_kept: int, group_size: int = 1):
   return w * top_groups(w, num_kept, group_size)[None, None].astype(w.dtype)
 
 
-def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
+def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel",
+                group_size: int = DEFAULT_GROUP_SIZE):
   """Pattern and connectivity pruning of one layer: the final 0/1 mask.
 
   Every kernel is projected onto its best library pattern first; then the kernels whose *projected*

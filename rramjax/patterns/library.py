@@ -92,7 +92,8 @@ def _check_sizes(sizes) -> tuple[int, ...]:
   return tuple(sorted({int(k) for k in sizes}))
 
 
-def surviving_energy(w, kernel_mask=None, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> np.ndarray:
+def surviving_energy(w, kernel_mask=None, granularity: str = "kernel",
+                     group_size: int = DEFAULT_GROUP_SIZE) -> np.ndarray:
   """Squared weights `|W|^2` of the surviving kernels (or OU groups) as rows `(N, 9)` (column i = 3*kh+kw).
 
   Args:

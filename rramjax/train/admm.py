@@ -54,7 +54,8 @@ class AdmmState(NamedTuple):
   v: list
 
 
-def _check_layers(kernels, libraries, keep_ratios, granularity="kernel", group_size=DEFAULT_GROUP_SIZE) -> list[int]:
+def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
+                  group_size=DEFAULT_GROUP_SIZE) -> list[int]:
   """Validates the per-layer arguments and returns the static keep count (units) of each layer."""
   if not len(kernels) == len(libraries) == len(keep_ratios):
     raise ConfigError(f"ADMM needs one library and one keep ratio per conv layer: got "
@@ -115,7 +116,8 @@ def admm_penalty(kernels: Sequence, state: AdmmState, rho):
 
 
 def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
-                keep_ratios: Sequence[float], granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> AdmmState:
+                keep_ratios: Sequence[float], granularity: str = "kernel",
+                group_size: int = DEFAULT_GROUP_SIZE) -> AdmmState:
   """One Z/Y projection and dual update (call every few epochs, after the W-steps).
 
   Z_l = Proj_pattern(W_l + U_l), U_l += W_l - Z_l; Y_l = Proj_connectivity(W_l + V_l),
@@ -185,7 +187,8 @@ def admm_residuals(kernels: Sequence, state: AdmmState) -> dict:
 
 
 def admm_hard_prune(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float],
-                    granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> tuple[list, list]:
+                    granularity: str = "kernel",
+                    group_size: int = DEFAULT_GROUP_SIZE) -> tuple[list, list]:
   """Ends ADMM: final masks by `prune_layer` and the masked kernels, for masked fine-tuning.
 
   Returns:
