@@ -15,9 +15,20 @@ import types
 import typing
 from typing import Any, Mapping
 
+from rramjax.data import DATASETS
 from rramjax.errors import ConfigError
-from rramjax.hardware.config import FIDELITIES, OU_BACKENDS, HardwareConfig
+from rramjax.hardware.config import (FIDELITIES, KERNEL_POSITIONS, OU_BACKENDS, OU_PATHS,
+                                     HardwareConfig)
 from rramjax.mapper.options import MapperConfig
+from rramjax.plan import MAX_CODE
+
+
+# The prune section's choices. `rramjax.patterns` implements them (GRANULARITIES, ALLOCATION_RULES)
+# but imports jax, and this module must not (the numpy-only mapper reads run configs): the test
+# suite checks that the two lists agree.
+GRANULARITIES = ("kernel", "ou_group")
+ALLOCATION_RULES = ("uniform", "first_dense", "erk")
+LIBRARIES = ("greedy", "patdnn", "patdnn_default")
 
 
 def _check(cond: bool, path: str, msg: str):
@@ -38,8 +49,8 @@ class DataConfig:
   test_limit: int | None = None
 
   def validate(self, p):
-    _check(self.name in ("fashion_mnist", "cifar10", "cifar100"), f"{p}.name",
-           f"unknown data set {self.name!r}; use fashion_mnist, cifar10 or cifar100.")
+    _check(self.name in DATASETS, f"{p}.name",
+           f"unknown data set {self.name!r}; use one of {', '.join(DATASETS)}.")
     _check(self.normalize in ("unit", "standard"), f"{p}.normalize", "use 'unit' or 'standard'.")
     _check(self.augment in ("none", "crop_flip"), f"{p}.augment", "use 'none' or 'crop_flip'.")
     for key in ("pad_to", "train_limit", "test_limit"):
@@ -124,21 +135,20 @@ class PruneConfig:
   admm_update_every: int = 0           # steps between Z/Y/dual updates (0: once per epoch)
   # 'kernel': every kernel picks its own pattern; 'ou_group': the filters of one column group of the
   # packed mapping (hardware.ou_cols // columns_per_weight filters, in order) share each input
-  # channel's pattern and are removed together.
+  # channel's pattern and are removed together (docs/MODEL.md section 8).
   granularity: str = "kernel"
 
   def validate(self, p):
-    _check(self.granularity in ("kernel", "ou_group"), f"{p}.granularity", "use kernel or ou_group.")
-    _check(self.library in ("greedy", "patdnn", "patdnn_default"), f"{p}.library",
-           "use greedy, patdnn or patdnn_default.")
-    _check(self.allocation in ("uniform", "first_dense", "erk"), f"{p}.allocation",
-           "use uniform, first_dense or erk.")
-    _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= 9,
-           f"{p}.pattern_size", f"must be an int in 1..9, got {self.pattern_size!r}.")
-    ppl = self.patterns_per_layer
+    _check(self.granularity in GRANULARITIES, f"{p}.granularity", "use kernel or ou_group.")
+    _check(self.library in LIBRARIES, f"{p}.library", "use greedy, patdnn or patdnn_default.")
+    _check(self.allocation in ALLOCATION_RULES, f"{p}.allocation", "use uniform, first_dense or erk.")
+    _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= KERNEL_POSITIONS,
+           f"{p}.pattern_size", f"must be an int in 1..{KERNEL_POSITIONS}, got {self.pattern_size!r}.")
+    ppl, top = self.patterns_per_layer, MAX_CODE  # codes 1..MAX_CODE: the nonempty patterns
     counts = ppl if isinstance(ppl, (list, tuple)) else [ppl]
-    _check(all(isinstance(k, int) and 1 <= k <= 511 for k in counts), f"{p}.patterns_per_layer",
-           f"each count must be an int in 1..511 (there are 511 nonempty 3x3 patterns), got {ppl!r}.")
+    _check(all(isinstance(k, int) and 1 <= k <= top for k in counts), f"{p}.patterns_per_layer",
+           f"each count must be an int in 1..{top} (there are {top} nonempty 3x3 patterns), "
+           f"got {ppl!r}.")
     if self.keep_ratios is None:
       _check(self.sparsity is not None and 0 <= self.sparsity < 1, f"{p}.sparsity",
              f"must lie in [0, 1) when keep_ratios is None, got {self.sparsity!r}.")
@@ -162,8 +172,9 @@ class CrossbarConfig:
   act_percentile: float = 99.99        # input clipping level of each layer: this percentile
   eval_limit: int | None = None        # test examples of the hardware evaluation (None: all)
   eval_read_noise_lsb: tuple = ()      # extra hardware evaluations at these read-noise levels
-  ou_path: str = "planned"             # 'planned': the OUs of the run's mapping (mapper.scheme);
-                                       # 'reference': every kernel over its taps (the slow model)
+  ou_path: str = "planned"             # 'planned': the OUs of the run's mapping (mapper.scheme,
+                                       # docs/MODEL.md section 7); 'reference': every kernel over
+                                       # its taps (section 3, the slow model)
   backend: str | None = None           # the planned path's kernels: numba, pallas, xla (None: auto)
 
   def validate(self, p):
@@ -177,8 +188,8 @@ class CrossbarConfig:
            f"{p}.eval_limit", f"must be a positive int or None, got {self.eval_limit!r}.")
     _check(all(isinstance(v, (int, float)) and v >= 0 for v in self.eval_read_noise_lsb),
            f"{p}.eval_read_noise_lsb", "must be a list of read-noise levels >= 0 (in ADC LSB).")
-    _check(self.ou_path in ("planned", "reference"), f"{p}.ou_path",
-           f"use 'planned' or 'reference', got {self.ou_path!r}.")
+    _check(self.ou_path in OU_PATHS, f"{p}.ou_path",
+           f"use one of {OU_PATHS}, got {self.ou_path!r}.")
     _check(self.backend is None or self.backend in OU_BACKENDS, f"{p}.backend",
            f"use one of {OU_BACKENDS} or None (the platform's), got {self.backend!r}.")
 

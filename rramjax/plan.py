@@ -3,7 +3,7 @@
 The plan is the one description of a mapped layer that both sides read: the `ou` crossbar model
 (`rramjax.hardware`) digitises exactly the partial sums of the plan's OUs, and the mapper
 (`rramjax.mapper`) places and counts the same tiles. It imports neither of them (docs/MODEL.md
-section 5).
+section 5; the planned `ou` path that computes the tiles: section 7).
 
 Geometry. A layer's weights `W[kh, kw, c, f]` (HWIO) sit on crossbar *rows* `r = 9*c + t`, one per
 input channel `c` and tap `t = 3*kh + kw` (channel-major, like the straightforward im2col mapping),
@@ -40,10 +40,11 @@ import dataclasses
 import numpy as np
 
 from rramjax.errors import ConfigError, MaskError
+from rramjax.hardware.config import KERNEL_POSITIONS as POSITIONS
 from rramjax.hardware.config import HardwareConfig
 
-POSITIONS = 9
 POSITION_BITS = 1 << np.arange(POSITIONS)
+MAX_CODE = (1 << POSITIONS) - 1  # 511: codes 1..MAX_CODE are the nonempty 3x3 patterns
 POPCOUNT = np.array([bin(code).count("1") for code in range(1 << POSITIONS)], dtype=np.int64)
 SCHEMES = ("pattern", "packed")
 FILTER_ORDERS = ("given", "greedy")
@@ -177,6 +178,10 @@ def filter_order(mask, hw: HardwareConfig, order: str = "given") -> np.ndarray:
 def column_group_size(hw: HardwareConfig) -> int:
   """Filters per column group of the packed mapping: `g = max(1, floor(ou_cols / wc))` (4 by default)."""
   return max(1, hw.ou_cols // hw.columns_per_weight)
+
+
+# The column group at the paper's hardware (4 filters): the default group of OU-aware pruning.
+DEFAULT_GROUP_SIZE = column_group_size(HardwareConfig())
 
 
 # The plan --------------------------------------------------------------------------------------

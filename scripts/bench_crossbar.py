@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import pathlib
-import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -27,6 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.hardware import HardwareConfig, init_hw_state, make_conv_fn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import benchmark  # noqa: E402  (sibling script: device_name, the one description of the device)
 
 # (name, batch, H=W, Cin, Cout)
 LAYERS = [
@@ -44,19 +46,6 @@ One row per measurement; append only.
 | date | what | device | result | command |
 |---|---|---|---|---|
 """
-
-
-def _device_name():
-  device = jax.devices()[0]
-  if device.platform != "cpu":
-    return f"{device.platform}: {device.device_kind}"
-  model = platform.processor() or "cpu"
-  cpuinfo = pathlib.Path("/proc/cpuinfo")
-  if cpuinfo.exists():
-    names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
-             if l.startswith("model name")]
-    model = names[0] if names else model
-  return f"{model}, {os.cpu_count()} cores"
 
 
 def _inputs(batch, size, cin, cout, seed=0):
@@ -103,7 +92,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "docs/BENCHMARKS.md"))
   args = parser.parse_args()
-  device_name = _device_name()
+  device_name = benchmark.device_name()
   command = "python scripts/bench_crossbar.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
   date = datetime.date.today().isoformat()
   print(f"date {date}, device {device_name}, jax {jax.__version__}")

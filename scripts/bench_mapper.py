@@ -14,31 +14,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paper_vgg16 import POOL_AFTER, paper_masks  # noqa: E402  (sibling script)
+from bench_crossbar import append_rows  # noqa: E402  (sibling scripts)
+from benchmark import device_name  # noqa: E402
+from paper_vgg16 import POOL_AFTER, paper_masks  # noqa: E402
 
 from rramjax.hardware.config import HardwareConfig  # noqa: E402
 from rramjax.mapper import map_network, pooled_out_hw  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = ("# Benchmarks\n\nOne row per measurement; append only.\n\n"
-          "| date | what | device | result | command |\n|---|---|---|---|---|\n")
-
-
-def cpu_model() -> str:
-  """The CPU model from /proc/cpuinfo (platform's guess elsewhere) and the core count."""
-  try:
-    with open("/proc/cpuinfo") as handle:
-      model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-  except (OSError, StopIteration):
-    model = platform.processor() or "unknown CPU"
-  return f"{model}, {os.cpu_count()} cores"
 
 
 def time_mapping(repeats: int) -> list[float]:
@@ -59,17 +48,13 @@ def main(argv=None) -> int:
   parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
   args = parser.parse_args(argv)
   seconds = time_mapping(args.repeats)
-  device, today = cpu_model(), datetime.date.today().isoformat()
+  device, today = device_name(), datetime.date.today().isoformat()
   result = f"best {min(seconds):.3f} s, median {float(np.median(seconds)):.3f} s ({args.repeats} runs; goal < 1 s)"
   print(f"map_network, VGG16 CIFAR-10 masks (13 conv layers): {result}\ndevice: {device}\ndate: {today}")
   if not args.no_write:
-    path = os.path.join(REPO, "docs", "BENCHMARKS.md")
-    new = not os.path.exists(path)
-    with open(path, "a") as handle:
-      if new:
-        handle.write(HEADER)
-      handle.write(f"| {today} | mapper: `map_network` VGG16 (13 conv, CIFAR-10 masks, 86% sparse) | "
-                   f"{device} | {result} | `.venv/bin/python scripts/bench_mapper.py` |\n")
+    append_rows(os.path.join(REPO, "docs", "BENCHMARKS.md"),
+                [f"| {today} | mapper: `map_network` VGG16 (13 conv, CIFAR-10 masks, 86% sparse) | "
+                 f"{device} | {result} | `.venv/bin/python scripts/bench_mapper.py` |\n"])
   return 0
 
 

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_crossbar import _device_name, _inputs, _median_ms, append_rows  # pylint: disable=g-import-not-at-top
+from bench_crossbar import _inputs, _median_ms, append_rows  # pylint: disable=g-import-not-at-top
+from benchmark import device_name  # pylint: disable=g-import-not-at-top
 
 from rramjax.hardware import HardwareConfig, crossbar, fast_normal, init_hw_state, make_conv_fn
 
@@ -63,7 +64,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "docs/BENCHMARKS.md"))
   args = parser.parse_args()
-  device, date = _device_name(), datetime.date.today().isoformat()
+  device, date = device_name(), datetime.date.today().isoformat()
   print(f"date {date}, device {device}, jax {jax.__version__}")
   n = 2**12 if args.smoke else 2**23
   layer = (4, 8, 8, 8) if args.smoke else (128, 28, 16, 16)

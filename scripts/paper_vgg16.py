@@ -27,6 +27,8 @@ unless --no-docs (and appends to docs/RESULTS.md with --append-results):
   (c) the small VGGs;
   and the paper-shaped reproduction for the three data sets with its density-profile sweep.
 
+The paper's table and hardware: docs/MODEL.md section 1; OU-group-shared patterns: section 8.
+
 References:
   Yu et al., NVMSA 2021, arXiv:2010.06156 (the VGG16 table in rramjax.presets).
 """

@@ -158,3 +158,18 @@ def test_every_config_file_loads(path, variant):
   assert isinstance(config, Config)
   json.dumps(config.to_dict(), default=str)
   assert from_dict(config.to_dict()) == config
+
+
+def test_prune_choices_are_the_ones_patterns_implement():
+  """rramjax.config cannot import the (jax) patterns package, so its lists must match by test."""
+  from rramjax import config, patterns
+  assert config.GRANULARITIES == patterns.GRANULARITIES
+  assert config.ALLOCATION_RULES == patterns.ALLOCATION_RULES
+  for granularity in config.GRANULARITIES:
+    assert from_dict({"prune": {"granularity": granularity}}).prune.granularity == granularity
+  for rule in config.ALLOCATION_RULES:
+    assert from_dict({"prune": {"allocation": rule}}).prune.allocation == rule
+  for bad in ({"granularity": "filter"}, {"allocation": "random"}, {"library": "best"},
+              {"pattern_size": 10}, {"patterns_per_layer": patterns.MAX_CODE + 1}):
+    with pytest.raises(ConfigError, match="prune"):
+      from_dict({"prune": bad})

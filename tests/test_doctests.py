@@ -11,6 +11,7 @@ import pytest
 MODULES = (
     "rramjax.config",
     "rramjax.hardware.config",
+    "rramjax.hardware.crossbar",
     "rramjax.models",
     "rramjax.ops",
     "rramjax.patterns.connectivity",

@@ -8,7 +8,9 @@ from rramjax.data import fashion_mnist, tfds_sets
 from rramjax.data.pipeline import ArrayDataset, DeviceData, batches, epoch_order
 from rramjax.errors import DataError
 
-DATASETS = ("fashion_mnist", "cifar10", "cifar100")
+# Each data set by name, with its native image side (before `data.pad_to`).
+IMAGE_SIDES = {"fashion_mnist": 28, "cifar10": 32, "cifar100": 32}
+DATASETS = tuple(IMAGE_SIDES)
 
 
 class Splits(NamedTuple):

@@ -25,6 +25,12 @@ FIDELITIES = ("ideal", "quant", "ou")
 # The planned `ou` path's backends (rramjax.hardware.planned): numba CPU kernels, a Pallas GPU
 # kernel, plain XLA.
 OU_BACKENDS = ("numba", "pallas", "xla")
+# Which OUs the `ou` fidelity computes in a run (the config's crossbar.ou_path): the run's mapping
+# (the planned path) or every kernel over its taps (the reference path).
+OU_PATHS = ("planned", "reference")
+# Positions (taps) of a 3x3 kernel, `t = 3*kh + kw`: the crossbar rows one kernel can hold, so
+# the most rows a kernel's OU sums (the reference `ou` path's OU).
+KERNEL_POSITIONS = 9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +60,8 @@ class HardwareConfig:
     >>> hw = HardwareConfig()  # the paper's accelerator
     >>> hw.ou_full_scale, hw.adc_lsb, hw.input_slices, hw.columns_per_weight
     (2025, 8, 2, 2)
+    >>> hw.adc_max_code, hw.kernel_full_scale, hw.kernel_sum_bits
+    (255, 2025, 11)
     >>> hw.replace(adc_bits=11).adc_lsb  # 11 bits hold every OU sum: the ADC is exact
     1
     >>> HardwareConfig.from_dict({"ou_cols": 7})  # doctest: +ELLIPSIS
@@ -186,16 +194,85 @@ class HardwareConfig:
     return -(-self.input_bits // self.dac_bits)
 
   @property
+  def weight_offset(self) -> int:
+    """Offset encoding's shift, 2^(weight_bits-1): cells store w + weight_offset >= 0."""
+    return 2 ** (self.weight_bits - 1)
+
+  @property
+  def weight_max_code(self) -> int:
+    """Largest signed weight code, 2^(weight_bits-1) - 1 (codes are symmetric around 0)."""
+    return self.weight_offset - 1
+
+  @property
+  def input_max_code(self) -> int:
+    """Largest unsigned input code, 2^input_bits - 1."""
+    return 2**self.input_bits - 1
+
+  @property
+  def cell_max_level(self) -> int:
+    """Largest level one cell stores, 2^cell_bits - 1."""
+    return 2**self.cell_bits - 1
+
+  @property
+  def dac_max_level(self) -> int:
+    """Largest value of one DAC slice, 2^dac_bits - 1."""
+    return 2**self.dac_bits - 1
+
+  @property
+  def row_full_scale(self) -> int:
+    """Largest product one crossbar row adds to an OU sum: dac_max_level * cell_max_level."""
+    return self.dac_max_level * self.cell_max_level
+
+  @property
   def ou_full_scale(self) -> int:
-    """Largest possible sum of a full OU: ou_rows * (2^dac_bits - 1) * (2^cell_bits - 1)."""
-    return self.ou_rows * (2**self.dac_bits - 1) * (2**self.cell_bits - 1)
+    """Largest possible sum of a full OU: ou_rows * row_full_scale."""
+    return self.ou_rows * self.row_full_scale
+
+  @property
+  def kernel_full_scale(self) -> int:
+    """Largest sum of one kernel's OU (its pattern's <= 9 rows; the reference `ou` path's OU).
+
+    It does not depend on ou_rows: the reference path sums a kernel's taps in one OU, as the
+    mapper's pattern scheme does when ou_rows >= 9 (docs/MODEL.md section 3).
+    """
+    return KERNEL_POSITIONS * self.row_full_scale
+
+  @property
+  def ou_sum_bits(self) -> int:
+    """Bits that hold every full-OU sum exactly: ceil(log2(ou_full_scale + 1))."""
+    return bits_to_hold(self.ou_full_scale)
+
+  @property
+  def kernel_sum_bits(self) -> int:
+    """ADC bits that make the 'max' ADC exact for every kernel's OU: bits of kernel_full_scale."""
+    return bits_to_hold(self.kernel_full_scale)
 
   @property
   def adc_lsb(self) -> int:
-    """Step of the default ('max') ADC: 2^max(0, ceil(log2(FS + 1)) - adc_bits)."""
-    needed_bits = math.ceil(math.log2(self.ou_full_scale + 1))
-    return 2 ** max(0, needed_bits - self.adc_bits)
+    """Step of the default ('max') ADC: 2^max(0, ou_sum_bits - adc_bits)."""
+    return 2 ** max(0, self.ou_sum_bits - self.adc_bits)
 
   @property
   def adc_levels(self) -> int:
+    """Output codes of the ADC: 2^adc_bits."""
     return 2**self.adc_bits
+
+  @property
+  def adc_max_code(self) -> int:
+    """The ADC's top code, adc_levels - 1: every digitised sum is clipped to [0, adc_max_code]."""
+    return self.adc_levels - 1
+
+  @property
+  def max_adc_full_scale(self) -> int:
+    """Full scale of the default ('max') ADC, adc_lsb * adc_max_code, in OU-sum units."""
+    return self.adc_lsb * self.adc_max_code
+
+
+def bits_to_hold(value: int) -> int:
+  """Unsigned bits that represent every integer in [0, value]: ceil(log2(value + 1)), exactly.
+
+  Example:
+    >>> bits_to_hold(2025), bits_to_hold(255), bits_to_hold(256), bits_to_hold(0)
+    (11, 8, 9, 0)
+  """
+  return int(value).bit_length()

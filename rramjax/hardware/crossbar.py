@@ -1,6 +1,7 @@
 """The `ou` fidelity: a bit-exact, differentiable model of a 3x3 conv layer on RRAM crossbars.
 
-Integer-domain contract (shared with the mapper's numpy functional simulator, DESIGN.md s.3):
+Integer-domain contract (shared with the mapper's numpy functional simulator, docs/MODEL.md
+section 3):
   * inputs `x_codes`: NHWC, unsigned integers in [0, 2^input_bits - 1];
   * weights `w_codes`: HWIO (3x3), signed integers in [-(2^(weight_bits-1) - 1), 2^(weight_bits-1) - 1];
   * `mask`: HWIO, nonzero = the position is a crossbar row (the kernel's pattern);
@@ -11,12 +12,14 @@ Offset encoding stores `u = w + 2^(b-1)` at masked positions only, LSB-first in 
 cell j, slice s) is `P = sum_{taps t in pattern(cin, cout)} slice_s(x[pixel + t, cin]) *
 cell_j(u[t, cin, cout])`. The ADC digitises each P:
 
-    code = clip(floor((P + n) / LSB + 0.5), 0, 2^adc_bits - 1),   n ~ N(0, (read_noise_lsb*LSB)^2)
-                                                                  (`faults.fast_normal` draws),
+    code = clip(floor((P + n) / LSB + 0.5), 0, hw.adc_max_code),   n ~ N(0, (read_noise_lsb*LSB)^2)
+                                                                   (`faults.fast_normal` draws),
     d = code * LSB,
 
-with `LSB = hw.adc_lsb` ('max' full scale) or `full_scale / (2^adc_bits - 1)` (calibrated or
-learned). The output is the shift-and-add of the digitised sums minus the exact digital offset:
+with `LSB = hw.adc_lsb` ('max' full scale) or `full_scale / hw.adc_max_code` (calibrated or
+learned); `hw.adc_max_code = 2^adc_bits - 1`. The law itself (`quant.adc_code`, `adc_clip`,
+`adc_vjp`) is shared by `adc_convert` and this path's chunked backward. The output is the
+shift-and-add of the digitised sums minus the exact digital offset:
 
     y[pixel, cout] = sum_{cin, j, s} d * 2^(j*cell_bits) * 2^(s*dac_bits)
                      - 2^(b-1) * sum_cin sum_{t in pattern(cin, cout)} x[pixel + t, cin].
@@ -26,8 +29,8 @@ encoding stores |w| of positive and of negative weights in separate cell columns
 digitised, subtracted, with no offset. With the ADC wide enough (adc_bits >= bits of the largest
 sum, LSB 1) and no noise, `y == conv(x_codes, w_codes * mask)` exactly in integers.
 
-Gradients (straight-through, DESIGN.md s.3): the ADC passes the gradient where the unclipped
-code lies in [0, 2^adc_bits - 1] and blocks it outside; the bit slicing is straight-through
+Gradients (straight-through, docs/MODEL.md section 3): the ADC passes the gradient where the
+unclipped code lies in [0, hw.adc_max_code] and blocks it outside; the bit slicing is straight-through
 with weights `d slice_s / d x = 2^(-s*dac_bits) / S` and `d cell_j / d u = 2^(-j*cell_bits) / J`,
 so that without clipping `dy/dx` and `dy/dw` are exactly those of the integer conv. The learned
 full scale gets the PACT gradient: `d d / d full_scale = 1` where the sum clips at the top,
@@ -47,8 +50,11 @@ non-power-of-two LSB (calibrated/learned full scale) an integer sum can sit exac
 tie, where `sum / LSB` in float decides the code: another implementation may differ by one code
 there.
 
-A kernel's OU is all of its pattern's rows (<= 9), as the mapper's contract says; the 'max' ADC
-step uses `hw.ou_full_scale`, which assumes `ou_rows >= 9` (the paper's 9).
+A kernel's OU is all of its pattern's rows (<= 9), as the mapper's pattern scheme has it when
+`ou_rows >= 9`: its sums reach `hw.kernel_full_scale` (`max_ou_sum`, the calibration histogram's
+range), while the 'max' ADC step follows `hw.ou_full_scale`, a full OU of `ou_rows` rows (the
+same for the paper's 9). The planned path (`plan=`) computes the mapping's OUs instead
+(docs/MODEL.md section 7).
 
 References:
   Yu et al., NVMSA 2021, arXiv:2010.06156 (OU-based mapping, ADC/DAC parameters).
@@ -60,7 +66,6 @@ References:
 from __future__ import annotations
 
 import functools
-import math
 from typing import NamedTuple
 
 import jax
@@ -71,6 +76,8 @@ from rramjax.errors import ConfigError
 from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.hardware.faults import fast_normal, has_device_faults, program_cells, read_noise
+from rramjax.hardware.quant import adc_clip, adc_code, adc_vjp
+from rramjax.ops import conv3x3
 
 sg = jax.lax.stop_gradient
 
@@ -131,7 +138,7 @@ def weight_cells(w_codes: jax.Array, mask: jax.Array,
   count, bits = hw.cells_per_weight, hw.cell_bits
   place = tuple(2 ** (j * bits) for j in range(count))
   if hw.sign_encoding == "offset":
-    u = jnp.where(stored, w_codes + 2 ** (hw.weight_bits - 1), 0.0)
+    u = jnp.where(stored, w_codes + hw.weight_offset, 0.0)
     return _bit_slices(u, count, bits), place
   pos = jnp.where(stored & (w_codes >= 0), w_codes, 0.0)
   neg = jnp.where(stored & (w_codes < 0), -w_codes, 0.0)
@@ -144,31 +151,26 @@ def weight_cells(w_codes: jax.Array, mask: jax.Array,
 # ----------------------------------------------------------------------------------------------
 
 def adc_lsb(hw: HardwareConfig, full_scale=None):
-  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' full scale, else `full_scale/(2^adc_bits-1)`."""
+  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' ADC, else `full_scale / hw.adc_max_code`."""
   if full_scale is None:
     return hw.adc_lsb
-  return jnp.asarray(full_scale, jnp.float32) / (2**hw.adc_bits - 1)
-
-
-def _adc_unclipped(sums, lsb):
-  return jnp.floor(sums / lsb + 0.5)
+  return jnp.asarray(full_scale, jnp.float32) / hw.adc_max_code
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _adc(sums, lsb, max_code):
-  return jnp.clip(_adc_unclipped(sums, lsb), 0, max_code) * lsb
+  return adc_clip(adc_code(sums, lsb), max_code) * lsb
 
 
 def _adc_fwd(sums, lsb, max_code):
-  code = _adc_unclipped(sums, lsb)
-  return jnp.clip(code, 0, max_code) * lsb, (code, lsb)
+  code = adc_code(sums, lsb)
+  return adc_clip(code, max_code) * lsb, (code, lsb)
 
 
 def _adc_bwd(max_code, res, g):
   code, lsb = res
-  inside = (code >= 0) & (code <= max_code)
-  g_lsb = max_code * jnp.sum(jnp.where(code > max_code, g, 0.0))
-  return jnp.where(inside, g, 0.0), jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype)
+  g_sums, g_lsb = adc_vjp(code, max_code, g)
+  return g_sums, jnp.reshape(g_lsb, jnp.shape(lsb)).astype(lsb.dtype)
 
 
 _adc.defvjp(_adc_fwd, _adc_bwd)
@@ -176,11 +178,12 @@ _adc.defvjp(_adc_fwd, _adc_bwd)
 
 def adc_convert(sums: jax.Array, hw: HardwareConfig, full_scale=None,
                 key: jax.Array | None = None) -> jax.Array:
-  """Digitises analog OU sums: read noise, round half up, clip to `2^adc_bits` levels.
+  """Digitises analog OU sums: read noise, round half up, clip to `hw.adc_levels` levels.
 
-  `d = LSB * clip(floor((sums + n)/LSB + 0.5), 0, 2^adc_bits - 1)`, `n ~ N(0, (read_noise_lsb *
-  LSB)^2)` when a key is given. Gradient (custom_vjp): `dd/dsums = 1` where the unclipped code is
-  in `[0, 2^adc_bits - 1]`, else 0; `dd/dfull_scale = 1` where it is above (PACT), else 0.
+  `d = LSB * clip(floor((sums + n)/LSB + 0.5), 0, hw.adc_max_code)`, `n ~ N(0, (read_noise_lsb *
+  LSB)^2)` when a key is given. Gradient (custom_vjp, `quant.adc_vjp`): `dd/dsums = 1` where the
+  unclipped code is in `[0, hw.adc_max_code]`, else 0; `dd/dfull_scale = 1` where it is above
+  (PACT), else 0.
 
   Args:
     sums: analog OU sums (any shape).
@@ -190,11 +193,17 @@ def adc_convert(sums: jax.Array, hw: HardwareConfig, full_scale=None,
 
   Returns:
     Digital values `d`, shaped like sums.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> hw = HardwareConfig()  # the 'max' ADC: LSB 8, codes 0..255
+    >>> adc_convert(jnp.asarray([3.0, 4.0, 100.0, 5000.0]), hw)  # half up; 5000 clips at 255 * 8
+    Array([   0.,    8.,  104., 2040.], dtype=float32)
   """
   lsb = jnp.asarray(adc_lsb(hw, full_scale), jnp.float32)
   if key is not None and hw.read_noise_lsb > 0:
     sums = sums + read_noise(key, sums.shape, lsb, hw)
-  return _adc(sums, lsb, 2**hw.adc_bits - 1)
+  return _adc(sums, lsb, hw.adc_max_code)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,7 +253,7 @@ def _chunk_codes(spec, xc, cc, lsb, key, idx, h, w):
   if spec.noise_lsb > 0:
     noise = fast_normal(jax.random.fold_in(key, idx), sums.shape)
     sums = sums + (spec.noise_lsb * lsb) * noise
-  return patches, _adc_unclipped(sums, lsb)
+  return patches, adc_code(sums, lsb)
 
 
 def _place_grid(spec, cout):
@@ -264,7 +273,7 @@ def _ou_accumulate(spec, x_slices, cells, present, lsb, key):
   def body(acc, inp):
     xc, cc, pc, idx = inp
     _, code = _chunk_codes(spec, xc, cc, lsb, key, idx, h, w)
-    code = jnp.clip(code, 0, spec.max_code) * pc[:, None, :]
+    code = adc_clip(code, spec.max_code) * pc[:, None, :]
     code = code.astype(jnp.int32).reshape(code.shape[0], n * h * w, s, cout, j)
     # Integer shift-and-add: exact however many channels are summed (float32 stops at 2^24).
     return acc + jnp.sum(code * place, axis=(0, 2, 4)), None
@@ -292,11 +301,10 @@ def _ou_accumulate_bwd(spec, res, g):
     k = xc.shape[0]
     patches, code = _chunk_codes(spec, xc, cc, lsb, key, idx, h, w)
     code = code.reshape(k, n * h * w, s_count, cout, j_count)
-    pc = pc.reshape(k, 1, 1, cout, j_count)
-    inside = (code >= 0) & (code <= spec.max_code) & (pc > 0)
-    above = (code > spec.max_code) & (pc > 0)
-    g_sums = jnp.where(inside, g_place, 0.0).reshape(k, -1, cout * j_count)
-    g_lsb = g_lsb + spec.max_code * jnp.sum(jnp.where(above, g_place, 0.0))
+    live = pc.reshape(k, 1, 1, cout, j_count) > 0
+    g_sums, g_lsb_chunk = adc_vjp(code, spec.max_code, g_place, live)
+    g_sums = g_sums.reshape(k, -1, cout * j_count)
+    g_lsb = g_lsb + g_lsb_chunk
     g_x = _unpatch(jnp.einsum("kmq,kiq->kmi", g_sums, cc), xc.shape)
     g_c = jnp.einsum("kmi,kmq->kiq", patches, g_sums)
     return g_lsb, (g_x, g_c)
@@ -319,16 +327,9 @@ def _chunk_size(x_shape, cout, hw, chunk_elements):
   return int(max(1, min(cin, chunk_elements // max(per_channel, 1))))
 
 
-def _conv(x, kernel):
-  """3x3 stride-1 SAME conv, NHWC x HWIO, float32 accumulation."""
-  return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding="SAME",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.float32)
-
-
 def integer_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array) -> jax.Array:
   """Reference `conv(x_codes, w_codes * mask)` (3x3, SAME): what a wide, noiseless ADC gives."""
-  return _conv(x_codes, jnp.where(mask != 0, w_codes, 0.0))
+  return conv3x3(x_codes, jnp.where(mask != 0, w_codes, 0.0))
 
 
 def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: HardwareConfig, *,
@@ -353,12 +354,25 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
       path, `rramjax.hardware.planned`); None runs the reference path over every kernel.
     backend: the planned path's backend ('numba', 'pallas', 'xla'; None: the platform's).
     max_code, noise_lsb: traced overrides (planned path only) of the ADC's top code
-      (`hw.adc_levels - 1`; with a full scale, LSB = full_scale / max_code) and of the read-noise
+      (`hw.adc_max_code`; with a full scale, LSB = full_scale / max_code) and of the read-noise
       std in LSB (`hw.read_noise_lsb`; drawn when a key is given): what a design-space sweep
       varies inside one compiled function.
 
   Returns:
     (N, H, W, Cout) float32 outputs, integer-valued whenever LSB is an integer.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> x = jnp.arange(32.0).reshape(1, 4, 4, 2) * 8              # 8-bit input codes
+    >>> w = jnp.full((3, 3, 2, 3), -127.0).at[..., 1].set(100.0)  # 8-bit weight codes
+    >>> mask = jnp.zeros_like(w).at[1].set(1)                     # every kernel: its middle row
+    >>> exact = integer_conv(x, w, mask)
+    >>> bool((crossbar_conv(x, w, mask, HardwareConfig(adc_bits=11)) == exact).all())  # wide ADC
+    True
+    >>> crossbar_conv(x, w, mask, HardwareConfig())[0, 0, :, 1]  # the paper's 8-bit ADC: LSB 8
+    Array([ 5952., 11104., 23648., 18752.], dtype=float32)
+    >>> exact[0, 0, :, 1]
+    Array([ 4800., 12000., 21600., 17600.], dtype=float32)
   """
   if plan is None and (max_code is not None or noise_lsb is not None):
     raise ConfigError("crossbar_conv: max_code and noise_lsb overrides need the planned path "
@@ -373,7 +387,7 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
   spec = _OuSpec(
       place=tuple(tuple(2 ** (s * hw.dac_bits) * c for c in cell_place)
                   for s in range(hw.input_slices)),
-      max_code=2**hw.adc_bits - 1, noise_lsb=float(hw.read_noise_lsb) if noisy else 0.0,
+      max_code=hw.adc_max_code, noise_lsb=float(hw.read_noise_lsb) if noisy else 0.0,
       chunk=_chunk_size(x_codes.shape, w_codes.shape[-1], hw, chunk_elements))
   lsb = jnp.asarray(adc_lsb(hw, full_scale), jnp.float32)
   if max_code is not None and full_scale is not None:  # the step of the overriding resolution
@@ -389,13 +403,13 @@ def crossbar_conv(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: H
   else:
     y = _ou_accumulate(spec, input_slices(x_codes, hw), cells, present, lsb, noise_key)
   if hw.sign_encoding == "offset":
-    y = y - 2 ** (hw.weight_bits - 1) * _conv(x_codes, stored.astype(jnp.float32))
+    y = y - hw.weight_offset * conv3x3(x_codes, stored.astype(jnp.float32))
   return y
 
 
 def max_ou_sum(hw: HardwareConfig) -> int:
-  """Largest noiseless OU sum of one kernel (9 rows): 9 * (2^dac_bits - 1) * (2^cell_bits - 1)."""
-  return 9 * (2**hw.dac_bits - 1) * (2**hw.cell_bits - 1)
+  """Largest noiseless OU sum of the reference path (one kernel, <= 9 rows): `hw.kernel_full_scale`."""
+  return hw.kernel_full_scale
 
 
 def ou_sum_histogram(x_codes: jax.Array, w_codes: jax.Array, mask: jax.Array, hw: HardwareConfig, *,
@@ -444,5 +458,5 @@ def histogram_percentile(counts: jax.Array, percentile) -> jax.Array:
 
 
 def sums_needed_bits(hw: HardwareConfig) -> int:
-  """ADC bits that make the 'max' ADC exact (LSB 1) for every kernel: ceil(log2(max_ou_sum + 1))."""
-  return math.ceil(math.log2(max_ou_sum(hw) + 1))
+  """ADC bits that make the 'max' ADC exact (LSB 1) for every kernel: `hw.kernel_sum_bits`."""
+  return hw.kernel_sum_bits

@@ -56,7 +56,7 @@ def program_cells(cells: jax.Array, hw: HardwareConfig, key: jax.Array,
     u = jax.random.uniform(key_stuck, cells.shape, cells.dtype)
     stuck_0 = u < hw.stuck_at_0_rate
     stuck_max = (u >= hw.stuck_at_0_rate) & (u < hw.stuck_at_0_rate + hw.stuck_at_max_rate)
-    g = jnp.where(stuck_0, 0.0, jnp.where(stuck_max, float(2**hw.cell_bits - 1), g))
+    g = jnp.where(stuck_0, 0.0, jnp.where(stuck_max, float(hw.cell_max_level), g))
   if stored is not None:
     g = jnp.where(stored, g, 0.0)
   return g

@@ -32,6 +32,7 @@ from rramjax.hardware import crossbar
 from rramjax.hardware.config import FIDELITIES, HardwareConfig
 from rramjax.hardware.quant import (fake_quant_inputs, fake_quant_weights, quantize_inputs,
                                     quantize_weights)
+from rramjax.ops import conv3x3
 
 HwState = dict[str, jax.Array]
 ConvFn = Callable[[jax.Array, jax.Array, jax.Array, int], jax.Array]
@@ -50,9 +51,9 @@ def init_hw_state(num_layers: int, hw: HardwareConfig) -> HwState:
     hw: hardware config.
 
   Returns:
-    {'act_scale': ones (L,), 'adc_full_scale': (L,) filled with hw.adc_lsb * (2^adc_bits - 1)}.
+    {'act_scale': ones (L,), 'adc_full_scale': (L,) filled with hw.max_adc_full_scale}.
   """
-  full_scale = float(hw.adc_lsb * (2**hw.adc_bits - 1))
+  full_scale = float(hw.max_adc_full_scale)
   return {"act_scale": jnp.ones((num_layers,), jnp.float32),
           "adc_full_scale": jnp.full((num_layers,), full_scale, jnp.float32)}
 
@@ -102,7 +103,7 @@ def make_conv_fn(fidelity: str, hw: HardwareConfig, hw_state: HwState, key: jax.
   def conv(x, kernel):
     if compute_dtype is not None:
       x, kernel = x.astype(compute_dtype), kernel.astype(compute_dtype)
-    return crossbar._conv(x, kernel)
+    return conv3x3(x, kernel)
 
   def conv_fn(x, kernel, mask, layer: int):
     if fidelity == "ideal":

@@ -1,8 +1,10 @@
-"""Quantizers with straight-through gradients: weights (signed) and activations (unsigned).
+"""Quantizers with straight-through gradients: weights (signed), activations (unsigned), the ADC.
 
 Every quantizer here returns exact integer codes in the forward pass (the code values are
 bit-exact: the straight-through term is added as `x - stop_gradient(x)`, which is exactly 0),
-and a straight-through gradient in the backward pass.
+and a straight-through gradient in the backward pass. The ADC's law (`adc_code`, `adc_clip`,
+`adc_vjp`) is the one both `crossbar.adc_convert` and the reference `ou` path are built from
+(docs/MODEL.md section 3).
 
 References:
   Bengio, Leonard, Courville, "Estimating or Propagating Gradients Through Stochastic Neurons
@@ -125,3 +127,42 @@ def fake_quant_inputs(x: jax.Array, bits: int, scale) -> jax.Array:
   """`codes * step` of `quantize_inputs`: gradient 1 inside [0, scale], 0 outside."""
   codes, step = quantize_inputs(x, bits, scale)
   return codes * step
+
+
+# ----------------------------------------------------------------------------------------------
+# The ADC: analog OU sums to codes (docs/MODEL.md section 3).
+# ----------------------------------------------------------------------------------------------
+
+def adc_code(sums: jax.Array, lsb) -> jax.Array:
+  """The ADC's unclipped code of analog sums, `floor(sums / lsb + 0.5)` (no gradient of its own).
+
+  Callers keep it for the backward pass (`adc_vjp`), which needs where it lies, not its clip.
+  """
+  return round_half_up(sums / lsb)
+
+
+def adc_clip(code: jax.Array, max_code) -> jax.Array:
+  """The ADC's output code: `clip(code, 0, max_code)` (`max_code = hw.adc_max_code` or traced)."""
+  return jnp.clip(code, 0, max_code)
+
+
+def adc_vjp(code: jax.Array, max_code, g: jax.Array, live: jax.Array | None = None):
+  """Straight-through gradient of `d = lsb * adc_clip(adc_code(sums, lsb), max_code)`.
+
+  `dd/dsums = 1` where the unclipped code lies in `[0, max_code]`, else 0; `dd/dlsb = max_code`
+  where it is above (the PACT gradient of the full scale `lsb * max_code`), else 0.
+
+  Args:
+    code: unclipped codes (`adc_code`).
+    max_code: the ADC's top code.
+    g: the cotangent of `d`, broadcastable to `code`.
+    live: optional boolean mask broadcastable to `code`: False where there is no OU (no gradient).
+
+  Returns:
+    `(g_sums, g_lsb)`: the cotangent of the sums (code's broadcast shape) and a scalar.
+  """
+  inside = (code >= 0) & (code <= max_code)
+  above = code > max_code
+  if live is not None:
+    inside, above = inside & live, above & live
+  return jnp.where(inside, g, 0.0), max_code * jnp.sum(jnp.where(above, g, 0.0))

@@ -1,7 +1,7 @@
 """The mapper and cost model: OU plans placed into arrays, costs, reports, simulation (numpy only).
 
 Nothing here imports jax, flax or the training code, so it runs anywhere a mask file does
-(docs/MAPPER.md).
+(docs/MODEL.md section 4; the user guide is docs/MAPPER.md).
 """
 
 from rramjax.mapper.blocks import Blocks, cut_tiles, kernel_patterns, pattern_blocks, pattern_taps

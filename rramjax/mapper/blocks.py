@@ -1,4 +1,4 @@
-"""Kernel patterns, pattern blocks and their OU tiles (docs/MAPPER.md, "Pattern mapping").
+"""Kernel patterns, pattern blocks and their OU tiles (docs/MODEL.md sections 4 and 5).
 
 The definitions live in `rramjax.plan` (the one description of a mapped layer that the crossbar
 model and the mapper share); this module re-exports them under the mapper's names.

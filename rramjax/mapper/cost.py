@@ -1,4 +1,7 @@
-"""Analytic cost model: arrays, OU activations, conversions, energy and latency (docs/MAPPER.md).
+"""Analytic cost model: arrays, OU activations, conversions, energy and latency.
+
+Definitions: docs/MODEL.md sections 4 (counts) and 6 (energy and latency); options and report
+schema: docs/MAPPER.md.
 
 Schemes: `baseline` (the straightforward im2col mapping), `pattern` (the paper's kernel
 reordering), `packed` (filters in OU column groups) and `best` (per layer the cheapest of the three
@@ -33,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rramjax.errors import ConfigError, MaskError
-from rramjax.hardware.config import HardwareConfig
+from rramjax.hardware.config import HardwareConfig, bits_to_hold
 from rramjax.mapper.masks import check_conv_mask, check_extra_mask, check_out_hw
 from rramjax.mapper.options import OBJECTIVES, SCHEMES, CostModel
 from rramjax.mapper.placement import place_tiles
@@ -141,12 +144,13 @@ def adc_conversion_pj(hw: HardwareConfig, model: CostModel) -> float:
 def sum_bits(rows, hw: HardwareConfig) -> np.ndarray:
   """Bits the largest sum of an OU with `rows` rows needs at the ADC's step, at most `adc_bits`.
 
-  `min(adc_bits, ceil(log2(floor(rows * (2^dac_bits - 1) * (2^cell_bits - 1) / LSB) + 1)))` with the
+  `min(adc_bits, ceil(log2(floor(rows * hw.row_full_scale / LSB) + 1)))` with the
   default ('max') full scale's step `LSB = hw.adc_lsb`: 8, 7 and 5 bits for 9, 4 and 1 rows at the
   paper's defaults.
   """
-  largest = np.asarray(rows, np.int64) * (2**hw.dac_bits - 1) * (2**hw.cell_bits - 1) // hw.adc_lsb
-  return np.minimum(hw.adc_bits, np.ceil(np.log2(largest + 1)).astype(np.int64))
+  largest = np.asarray(rows, np.int64) * hw.row_full_scale // hw.adc_lsb
+  bits = np.vectorize(bits_to_hold, otypes=[np.int64])(largest)
+  return np.minimum(hw.adc_bits, bits)
 
 
 def energy_per_pixel(cost: dict, hw: HardwareConfig, model: CostModel | None = None) -> dict:

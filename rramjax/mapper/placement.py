@@ -1,4 +1,4 @@
-"""Placement of a plan's OU tiles into crossbar arrays (docs/MAPPER.md, "Placement").
+"""Placement of a plan's OU tiles into crossbar arrays (docs/MODEL.md section 4, "Placement").
 
 The tiles are those of the layer's `OuPlan` (`rramjax.plan`): pattern tiles or packed tiles alike.
 

@@ -1,7 +1,8 @@
 """Functional simulator of a mapped 3x3 conv layer, in the integer domain (numpy).
 
 It runs the OU tiles of the layer's plan (`rramjax.plan`, scheme 'pattern' or 'packed'),
-vectorised over pixels and tiles (docs/MAPPER.md, "Functional simulator"):
+vectorised over pixels and tiles (docs/MODEL.md sections 4 and 5; docs/MAPPER.md, "Functional
+simulator"):
   1. input preprocessing unit: gather each crossbar row's pixel, row `9*c + t` reading channel `c`
      at kernel position `t` (SAME zero padding, stride 1), and cut every input into DAC slices, LSB
      first: `slice_s = (x >> (s * dac_bits)) & (2^dac_bits - 1)`;
@@ -50,22 +51,26 @@ def weight_cells(w_codes: np.ndarray, hw: HardwareConfig) -> tuple[np.ndarray, n
     `+-2^(cell*cell_bits)` that column `j` of a weight contributes with.
   """
   w = w_codes.reshape(9, *w_codes.shape[2:]).astype(np.int64)
-  levels, shifts = 2**hw.cell_bits - 1, hw.cell_bits * np.arange(hw.cells_per_weight)
+  levels, shifts = hw.cell_max_level, hw.cell_bits * np.arange(hw.cells_per_weight)
   if hw.sign_encoding == "differential":
     parts, signs = [np.maximum(w, 0), np.maximum(-w, 0)], [1, -1]
   else:
-    parts, signs = [w + 2**(hw.weight_bits - 1)], [1]
+    parts, signs = [w + hw.weight_offset], [1]
   cells = np.concatenate([(part[..., None] >> shifts) & levels for part in parts], axis=-1)
   scale = np.concatenate([sign * (1 << shifts) for sign in signs])
   return cells, scale
 
 
 def adc(sums: np.ndarray, hw: HardwareConfig, lsb=None) -> np.ndarray:
-  """Noise-free ADC: `LSB * min(floor(sum / LSB + 0.5), 2^adc_bits - 1)`, exact for integer LSBs."""
+  """Noise-free ADC: `LSB * min(floor(sum / LSB + 0.5), hw.adc_max_code)`, exact for integer LSBs.
+
+  The numpy twin of the crossbar model's ADC law (`rramjax.hardware.quant.adc_code`/`adc_clip`):
+  the mapper imports no jax, and this simulator is the independent check of that model.
+  """
   lsb = hw.adc_lsb if lsb is None else lsb
   if not lsb > 0:
     raise ValueError(f"The ADC step lsb must be > 0, got {lsb!r}.")
-  top = hw.adc_levels - 1
+  top = hw.adc_max_code
   if float(lsb).is_integer():
     lsb = int(lsb)
     return lsb * np.minimum((2 * sums + lsb) // (2 * lsb), top)
@@ -78,9 +83,9 @@ def _check_codes(x_codes, w_codes, mask, hw):
     raise ValueError(f"x_codes must be NHWC with C = Cin = {mask.shape[2]}, got shape {x.shape}.")
   if w.shape != mask.shape:
     raise ValueError(f"w_codes must have the mask's shape {mask.shape}, got {w.shape}.")
-  w_max = 2**(hw.weight_bits - 1) - 1
-  if x.min() < 0 or x.max() > 2**hw.input_bits - 1:
-    raise ValueError(f"x_codes must lie in [0, {2**hw.input_bits - 1}] (input_bits={hw.input_bits}).")
+  w_max = hw.weight_max_code
+  if x.min() < 0 or x.max() > hw.input_max_code:
+    raise ValueError(f"x_codes must lie in [0, {hw.input_max_code}] (input_bits={hw.input_bits}).")
   if w.min() < -w_max or w.max() > w_max:
     raise ValueError(f"w_codes must lie in [{-w_max}, {w_max}] (weight_bits={hw.weight_bits}).")
   return x.astype(np.int64), w.astype(np.int64)
@@ -119,7 +124,7 @@ def simulate_layer(x_codes, w_codes, mask, hw: HardwareConfig | None = None, adc
   slice_shift = hw.dac_bits * np.arange(hw.input_slices)
   # Crossbar row 9*c + t: channel-major, like the plan's rows.
   rows = patches.swapaxes(3, 4).reshape(*patches.shape[:3], -1)
-  slices = (rows[None] >> slice_shift[:, None, None, None, None]) & (2**hw.dac_bits - 1)
+  slices = (rows[None] >> slice_shift[:, None, None, None, None]) & hw.dac_max_level
   cells, column_scale = weight_cells(w, hw)
   cells = cells * mask.reshape(POSITIONS, *mask.shape[2:], 1)     # no cell outside the mask
   crossbar = cells.swapaxes(0, 1).reshape(POSITIONS * mask.shape[2], -1)  # (9*Cin, Cout*wc)
@@ -140,7 +145,7 @@ def simulate_layer(x_codes, w_codes, mask, hw: HardwareConfig | None = None, adc
   y = y.reshape(*x.shape[:3], -1)
   if hw.sign_encoding == "offset":
     kept = mask.reshape(POSITIONS, *mask.shape[2:]).astype(np.int64)
-    y -= 2**(hw.weight_bits - 1) * np.einsum("nhwtc,tcf->nhwf", patches, kept)
+    y -= hw.weight_offset * np.einsum("nhwtc,tcf->nhwf", patches, kept)
   return y
 
 

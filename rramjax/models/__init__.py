@@ -5,9 +5,8 @@ from __future__ import annotations
 from flax import nnx
 
 from rramjax.errors import ConfigError
-from rramjax.models.vgg import SMALL_PLAN, VGG, VGG16_PLAN, conv_output_sizes, ideal_conv
-
-_PLANS = {"vgg16": VGG16_PLAN, "vgg_small": SMALL_PLAN}
+from rramjax.models.vgg import VGG, conv_output_sizes, ideal_conv
+from rramjax.presets import PLANS
 
 
 def create_model(name: str, *, num_classes: int, in_channels: int, input_size: int,
@@ -36,14 +35,14 @@ def create_model(name: str, *, num_classes: int, in_channels: int, input_size: i
     >>> conv_output_sizes(model.plan, 28)  # what the mapper counts pixels with
     [(28, 28), (28, 28), (14, 14), (14, 14), (7, 7), (7, 7)]
   """
-  if name not in _PLANS:
-    raise ConfigError(f"Unknown model {name!r}; registered models: {sorted(_PLANS)}.")
-  return VGG(_PLANS[name], num_classes, in_channels=in_channels, input_size=input_size,
+  if name not in PLANS:
+    raise ConfigError(f"Unknown model {name!r}; registered models: {sorted(PLANS)}.")
+  return VGG(PLANS[name], num_classes, in_channels=in_channels, input_size=input_size,
              width=width, hidden=tuple(hidden), rngs=nnx.Rngs(seed))
 
 
 def model_names() -> list[str]:
-  return sorted(_PLANS)
+  return sorted(PLANS)
 
 
 __all__ = ["VGG", "create_model", "model_names", "conv_output_sizes", "ideal_conv"]

@@ -21,10 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rramjax.errors import ConfigError
-from rramjax.plan import POPCOUNT, kernel_patterns, masks_to_codes
-
-KERNEL_POSITIONS = 9
-MAX_CODE = 2**KERNEL_POSITIONS - 1  # 511: every nonempty 3x3 pattern
+from rramjax.hardware.config import KERNEL_POSITIONS
+from rramjax.plan import MAX_CODE, POPCOUNT, kernel_patterns, masks_to_codes
 
 
 def check_conv_kernel(w, name: str = "w") -> None:

@@ -2,7 +2,7 @@
 
 A layer keeps `num_kept_kernels(Cin*Cout, keep_ratio) = max(1, floor(keep_ratio*Cin*Cout + 1/2))`
 kernels [choice: round half up, at least one], those with the largest L2 norm (first index on ties).
-At OU-group granularity (`granularity="ou_group"`, see `rramjax.patterns.projection`) the unit is
+At OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8) the unit is
 a group of `group_size` consecutive filters at one input channel: a group drops an input channel
 together, and the layer keeps `num_kept_kernels(Cin * G, keep_ratio)` of its `Cin * G` units
 (`G = ceil(Cout / group_size)`), those with the largest L2 norm.
@@ -26,6 +26,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns.codes import (KERNEL_POSITIONS, MAX_CODE, check_conv_kernel,
                                     expand_filter_groups, sum_filter_groups)
 from rramjax.patterns.projection import check_granularity, project_to_library
+from rramjax.plan import DEFAULT_GROUP_SIZE
 
 ALLOCATION_RULES = ("uniform", "first_dense", "erk")
 
@@ -86,13 +87,14 @@ def top_groups(w, num_kept: int, group_size: int):
   return expand_filter_groups(units, group_size, w.shape[3])
 
 
-def num_units(shape, granularity: str = "kernel", group_size: int = 4) -> int:
+def num_units(shape, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> int:
   """Connectivity units of an HWIO layer: its kernels, or its (channel, filter group) pairs."""
   groups = shape[3] if granularity == "kernel" else -(-shape[3] // group_size)
   return shape[2] * groups
 
 
-def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
+def connectivity_mask(w, keep_ratio: float, granularity: str = "kernel",
+                      group_size: int = DEFAULT_GROUP_SIZE):
   """Kernels kept by connectivity pruning.
 
   Args:
@@ -135,7 +137,8 @@ def project_connectivity(w, num_kept: int, group_size: int = 1):
   return w * top_groups(w, num_kept, group_size)[None, None].astype(w.dtype)
 
 
-def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel", group_size: int = 4):
+def prune_layer(w, library, keep_ratio: float, granularity: str = "kernel",
+                group_size: int = DEFAULT_GROUP_SIZE):
   """Pattern and connectivity pruning of one layer: the final 0/1 mask.
 
   Every kernel is projected onto its best library pattern first; then the kernels whose *projected*

@@ -41,7 +41,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns.codes import (KERNEL_POSITIONS, MAX_CODE, check_conv_kernel, sum_filter_groups,
                                     validate_library)
 from rramjax.patterns.projection import check_granularity
-from rramjax.plan import codes_to_masks, masks_to_codes
+from rramjax.plan import DEFAULT_GROUP_SIZE, codes_to_masks, masks_to_codes
 
 # Kernels scored per block: bounds the (kernels x candidates) score matrix to ~32 MB.
 _CHUNK = 16384
@@ -92,7 +92,8 @@ def _check_sizes(sizes) -> tuple[int, ...]:
   return tuple(sorted({int(k) for k in sizes}))
 
 
-def surviving_energy(w, kernel_mask=None, granularity: str = "kernel", group_size: int = 4) -> np.ndarray:
+def surviving_energy(w, kernel_mask=None, granularity: str = "kernel",
+                     group_size: int = DEFAULT_GROUP_SIZE) -> np.ndarray:
   """Squared weights `|W|^2` of the surviving kernels (or OU groups) as rows `(N, 9)` (column i = 3*kh+kw).
 
   Args:
@@ -136,7 +137,7 @@ def top_k_codes(energy: np.ndarray, k: int) -> np.ndarray:
 
 
 def extract_library_patdnn(w, num_patterns: int, k: int = 4, kernel_mask=None, granularity: str = "kernel",
-                           group_size: int = 4) -> tuple[int, ...]:
+                           group_size: int = DEFAULT_GROUP_SIZE) -> tuple[int, ...]:
   """PatDNN library: the K most frequent top-k magnitude masks of the surviving kernels.
 
   Args:
@@ -279,7 +280,7 @@ def extract_library_greedy(w, num_patterns: int, kernel_mask=None,
                            sizes: int | Iterable[int] = range(1, KERNEL_POSITIONS + 1),
                            size_penalty: float = 1.0, swap_passes: int = 2,
                            max_candidates: int = 128, granularity: str = "kernel",
-                           group_size: int = 4) -> tuple[int, ...]:
+                           group_size: int = DEFAULT_GROUP_SIZE) -> tuple[int, ...]:
   """Library keeping the most squared weight: greedy addition, then 1-swap local search.
 
   Maximises F(L) = sum_n (|W_n|^2 . p*_n - lambda |p*_n|) over the surviving kernels, with

@@ -8,7 +8,7 @@ projection onto "w_n is zero outside one library pattern" is `w_n * P[k*]` with
 since keeping pattern p leaves the error ||w_n||^2 - |w_n|^2 . p. Kernels that are already all zero
 stay removed (mask 0). Jitted, and vmapped over the kernels.
 
-OU-group granularity (`granularity="ou_group"`, docs/MAPPER.md "OU-aware pruning"): the filters
+OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8): the filters
 of a layer form groups of `group_size` consecutive filters (the packed mapping's column groups in
 the given order; the last group may be smaller), and the kernels of one group at one input
 channel share one pattern. The projection onto that set picks, per (channel, group),
@@ -35,6 +35,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns.codes import (KERNEL_POSITIONS, check_conv_kernel, code_to_mask,
                                     expand_filter_groups, kernels_as_rows, library_matrix,
                                     rows_as_kernels, sum_filter_groups)
+from rramjax.plan import DEFAULT_GROUP_SIZE
 
 GRANULARITIES = ("kernel", "ou_group")
 
@@ -129,7 +130,7 @@ def check_granularity(granularity: str, group_size: int) -> None:
     raise ConfigError(f"group_size (filters per OU column group) must be an int >= 1, got {group_size!r}.")
 
 
-def project_to_library(w, library, granularity: str = "kernel", group_size: int = 4):
+def project_to_library(w, library, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
   """Projects every kernel (or OU group of kernels) of a layer onto its best library pattern.
 
   Args:
@@ -162,7 +163,7 @@ def project_to_library(w, library, granularity: str = "kernel", group_size: int 
   return _at_granularity(_project_layer, _project_groups, w, library, granularity, group_size)
 
 
-def projection_choice(w, library, granularity: str = "kernel", group_size: int = 4):
+def projection_choice(w, library, granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE):
   """Index into the library of each kernel's (or group's) projected pattern.
 
   Args:

@@ -9,7 +9,7 @@ variables Z (patterns) and Y (connectivity) and scaled duals U, V:
   Z-step: Z_l = Proj_S(W_l + U_l),  Y-step: Y_l = Proj_S'(W_l + V_l)   (`admm_update`);
   duals:  U_l += W_l - Z_l,         V_l += W_l - Y_l.
 
-At OU-group granularity (`granularity="ou_group"`, docs/MAPPER.md "OU-aware pruning") S_l holds
+At OU-group granularity (`granularity="ou_group"`, docs/MODEL.md section 8) S_l holds
 the weights whose kernels of one column group of `group_size` filters share each input channel's
 pattern, and S'_l at most `keep_l` nonzero (channel, group) units: the Z and Y steps project onto
 those (`project_to_library` and `project_connectivity` at group granularity).
@@ -35,6 +35,7 @@ from rramjax.errors import ConfigError
 from rramjax.patterns import (as_library_matrix, check_conv_kernel, check_granularity,
                               num_kept_kernels, num_units, prune_layer, project_connectivity,
                               project_to_library)
+from rramjax.plan import DEFAULT_GROUP_SIZE
 
 
 class AdmmState(NamedTuple):
@@ -53,7 +54,8 @@ class AdmmState(NamedTuple):
   v: list
 
 
-def _check_layers(kernels, libraries, keep_ratios, granularity="kernel", group_size=4) -> list[int]:
+def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
+                  group_size=DEFAULT_GROUP_SIZE) -> list[int]:
   """Validates the per-layer arguments and returns the static keep count (units) of each layer."""
   if not len(kernels) == len(libraries) == len(keep_ratios):
     raise ConfigError(f"ADMM needs one library and one keep ratio per conv layer: got "
@@ -77,7 +79,7 @@ def _project(w_plus_u, w_plus_v, library, keep, granularity, group_size):
 
 
 def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float],
-              granularity: str = "kernel", group_size: int = 4) -> AdmmState:
+              granularity: str = "kernel", group_size: int = DEFAULT_GROUP_SIZE) -> AdmmState:
   """Starts ADMM from (pretrained) weights: Z, Y the projections of W; U = V = 0.
 
   Args:
@@ -114,7 +116,8 @@ def admm_penalty(kernels: Sequence, state: AdmmState, rho):
 
 
 def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
-                keep_ratios: Sequence[float], granularity: str = "kernel", group_size: int = 4) -> AdmmState:
+                keep_ratios: Sequence[float], granularity: str = "kernel",
+                group_size: int = DEFAULT_GROUP_SIZE) -> AdmmState:
   """One Z/Y projection and dual update (call every few epochs, after the W-steps).
 
   Z_l = Proj_pattern(W_l + U_l), U_l += W_l - Z_l; Y_l = Proj_connectivity(W_l + V_l),
@@ -184,7 +187,8 @@ def admm_residuals(kernels: Sequence, state: AdmmState) -> dict:
 
 
 def admm_hard_prune(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[float],
-                    granularity: str = "kernel", group_size: int = 4) -> tuple[list, list]:
+                    granularity: str = "kernel",
+                    group_size: int = DEFAULT_GROUP_SIZE) -> tuple[list, list]:
   """Ends ADMM: final masks by `prune_layer` and the masked kernels, for masked fine-tuning.
 
   Returns:

@@ -11,16 +11,15 @@ import pathlib
 
 import numpy as np
 
+from rramjax.data import IMAGE_SIDES
 from rramjax.errors import CheckpointError
 from rramjax.presets import PLANS, conv_output_sizes
-
-NATIVE_SIDE = {"fashion_mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
 
 
 def run_out_hw(config) -> np.ndarray:
   """`(L, 2)` output size of each 3x3 conv layer of a run's model on its (padded) images."""
   return np.asarray(conv_output_sizes(PLANS[config.model.name], config.data.pad_to or
-                                      NATIVE_SIDE[config.data.name]))
+                                      IMAGE_SIDES[config.data.name]))
 
 
 def export_masks(workdir, out=None, epoch: int | None = None) -> pathlib.Path:

@@ -8,7 +8,7 @@
 
 Functions take what they use (config, state, the model's eval graph, images, an evaluator); the
 compiled functions they build are cached by hashable arguments (graph, fidelity, hardware), not on
-a Trainer (docs/MODEL.md section 3).
+a Trainer (docs/MODEL.md section 3; the planned path of the run's mapping, section 7).
 """
 
 from __future__ import annotations

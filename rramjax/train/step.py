@@ -4,7 +4,7 @@ The hardware never lives in the model: masks multiply the conv kernels of the pa
 inside the step, and the crossbar model enters as the `conv_fn` the model calls for each 3x3
 layer. A `ConvBuilder(masks, hw_state, key) -> conv_fn(x, kernel, layer)` picks the fidelity.
 
-Random streams (docs/MODEL.md section 6): the state's `key` is the run key
+Random streams (docs/MODEL.md section 9): the state's `key` is the run key
 `jax.random.key(config.seed)`, never changed. The train step draws its device noise from
 `fold_in(run_key, step)`; evaluations use `stream_key(state, tag)` = `fold_in(run_key, tag)` with
 a tag above every step number (steps are int32, so below 2^31), hence no evaluation key equals a
