@@ -32,6 +32,7 @@ import numpy as np
 from rramjax.errors import ConfigError
 from rramjax.hardware.config import OU_BACKENDS as BACKENDS
 from rramjax.hardware.config import HardwareConfig
+from rramjax.hardware.quant import adc_clip, adc_code, adc_vjp
 from rramjax.plan import POSITIONS, OuPlan, make_plan
 
 DATA_AXIS = "data"  # the batch axis of a data-parallel mesh (rramjax.train.parallel)
@@ -132,7 +133,7 @@ def _spec(plan: OuPlan, hw: HardwareConfig, grid: Grid, backend: str, cell_place
               cf=np.where(cols >= 0, cols // wc, 0).astype(np.int64),
               cj=np.where(cols >= 0, cols % wc, 0).astype(np.int64),
               ncols=plan.cols_per_tile.astype(np.int64), place=place,
-              max_code=hw.adc_levels - 1, cout=plan.cout, grid=grid, noisy=noisy,
+              max_code=hw.adc_max_code, cout=plan.cout, grid=grid, noisy=noisy,
               slices=hw.input_slices, dac_bits=hw.dac_bits)
 
 
@@ -220,7 +221,7 @@ def _columns_valid(spec: Spec) -> np.ndarray:
 
 
 def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code):
-  code = jnp.clip(jnp.floor(_xla_sums(spec, x, cellmat, seeds, noise) / lsb + 0.5), 0, max_code)
+  code = adc_clip(adc_code(_xla_sums(spec, x, cellmat, seeds, noise), lsb), max_code)
   place = spec.place[:, spec.cj] * _columns_valid(spec)                   # (S, T, C)
   contrib = code.astype(jnp.int32) * jnp.asarray(place, jnp.int32)[..., None]
   per_column = jnp.sum(contrib, axis=0).reshape(-1, spec.grid.size)      # (T*C, G)
@@ -228,12 +229,9 @@ def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code):
 
 
 def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code, g):
-  sums = _xla_sums(spec, x, cellmat, seeds, noise)
-  code = jnp.floor(sums / lsb + 0.5)
+  code = adc_code(_xla_sums(spec, x, cellmat, seeds, noise), lsb)
   place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
-  g_place = g[spec.cf][None] * place                                     # (S, T, C, G)
-  gs = jnp.where((code >= 0) & (code <= max_code), g_place, 0.0)
-  g_lsb = max_code * jnp.sum(jnp.where(code > max_code, g_place, 0.0))
+  gs, g_lsb = adc_vjp(code, max_code, g[spec.cf][None] * place)          # (S, T, C, G)
   grid = spec.grid
   index = grid.lead + spec.roff[..., None] + np.arange(grid.size)
   rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
@@ -396,7 +394,7 @@ def _data_devices() -> int:
 
 def plan_max_sum(plan: OuPlan, hw: HardwareConfig) -> int:
   """The largest noiseless OU sum of a plan's tiles: its tallest tile's rows at full scale."""
-  return int(plan.tile_rows.shape[1]) * (2**hw.dac_bits - 1) * (2**hw.cell_bits - 1)
+  return int(plan.tile_rows.shape[1]) * hw.row_full_scale
 
 
 def planned_histogram(x_codes, cells, plan: OuPlan, hw: HardwareConfig,

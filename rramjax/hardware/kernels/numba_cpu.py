@@ -157,13 +157,27 @@ def _weights(cellmat, w, t, q, rows):
 
 
 @numba.njit(cache=True)
-def _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length):
-  """The analog sums of one tile column (weights `w`) into `acc`, four rows at a time."""
+def _first_rows(x, zero, rc, roff, t, rows, s, o, length):
+  """Rows 0-3 of tile `t` at slice `s` (zero rows past its end): the fused kernels' operands."""
+  return (_row(x, zero, rc, roff, t, 0, rows, s, o, length),
+          _row(x, zero, rc, roff, t, 1, rows, s, o, length),
+          _row(x, zero, rc, roff, t, 2, rows, s, o, length),
+          _row(x, zero, rc, roff, t, 3, rows, s, o, length))
+
+
+@numba.njit(cache=True)
+def _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise, columns, grid,
+                 start):
+  """The analog sums of tile `t`'s column `q` (weights `w`) at slice `s` into `acc`, four rows at
+  a time, plus read noise (counter `((t*C + q)*S + s)*grid + position`) when `noise` is not 0."""
   for b in range(0, max(rows, 1), 4):
     _sums4(acc, _row(x, zero, rc, roff, t, b, rows, s, o, length),
            _row(x, zero, rc, roff, t, b + 1, rows, s, o, length),
            _row(x, zero, rc, roff, t, b + 2, rows, s, o, length),
            _row(x, zero, rc, roff, t, b + 3, rows, s, o, length), w, b, length, b == 0)
+  if noise != 0:
+    first = np.uint64((t * columns + q) * x.shape[0] + s) * np.uint64(grid) + np.uint64(start)
+    _add_noise(acc, first, seeds[0], seeds[1], noise, length)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -196,22 +210,17 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
     for t in range(cellmat.shape[0]):
       rows = nrows[t]
       for s in range(num_slices):
-        r0 = _row(x, zero, rc, roff, t, 0, rows, s, o, length)
-        r1 = _row(x, zero, rc, roff, t, 1, rows, s, o, length)
-        r2 = _row(x, zero, rc, roff, t, 2, rows, s, o, length)
-        r3 = _row(x, zero, rc, roff, t, 3, rows, s, o, length)
+        r0, r1, r2, r3 = _first_rows(x, zero, rc, roff, t, rows, s, o, length)
         for q in range(ncols[t]):
           out = y[cf[t, q], start:start + length]
           pl = place[s, cj[t, q]]
           _weights(cellmat, w, t, q, rows)
           if noise == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
             _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb, max_code, pl, length)
-            continue
-          _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length)
-          if noise != 0:
-            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
-            _add_noise(acc, first, seeds[0], seeds[1], noise, length)
-          _adc_add(acc, out, lsb, max_code, pl, length)
+          else:
+            _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise,
+                         columns, grid, start)
+            _adc_add(acc, out, lsb, max_code, pl, length)
   return y
 
 
@@ -230,10 +239,7 @@ def _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, m
   for t in range(cellmat.shape[0]):
     rows = nrows[t]
     for s in range(num_slices):
-      r0 = _row(x, zero, rc, roff, t, 0, rows, s, o, length)
-      r1 = _row(x, zero, rc, roff, t, 1, rows, s, o, length)
-      r2 = _row(x, zero, rc, roff, t, 2, rows, s, o, length)
-      r3 = _row(x, zero, rc, roff, t, 3, rows, s, o, length)
+      r0, r1, r2, r3 = _first_rows(x, zero, rc, roff, t, rows, s, o, length)
       for q in range(ncols[t]):
         _weights(cellmat, w, t, q, rows)
         pl = np.float32(place[s, cj[t, q]])
@@ -242,10 +248,8 @@ def _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, m
           # The sums in registers (exact small integers: any order gives the same codes).
           top += _sums4_ste(r0, r1, r2, r3, w, g_col, gs, lsb, max_code, pl, length)
         else:
-          _column_sums(x, zero, rc, roff, rows, t, s, o, w, acc, length)
-          if noise != 0:
-            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
-            _add_noise(acc, first, seeds[0], seeds[1], noise, length)
+          _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise, columns,
+                       grid, start)
           top += _ste_grads(acc, g_col, gs, lsb, max_code, pl, length)
         for i in range(rows):
           a = o + roff[t, i]
@@ -253,6 +257,7 @@ def _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, m
           gcell[k, t, i, q] += _backprop_row(gs, w[i], x[s, c, a:a + length],
                                              gx[s, c, a:a + length], length)
   return top
+
 
 @numba.njit(parallel=True, cache=True)
 def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seeds, noise,
@@ -383,7 +388,8 @@ def ou_histogram(x, cellmat, rc, roff, nrows, ncols, lead, grid, chunk, h, w, ro
       for s in range(num_slices):
         for q in range(ncols[t]):
           _weights(cellmat, wts, t, q, nrows[t])
-          _column_sums(x, zero, rc, roff, nrows[t], t, s, lead + start, wts, acc, length)
+          _column_sums(x, zero, rc, roff, nrows[t], t, q, s, lead + start, wts, acc, length,
+                       np.zeros(2, np.uint32), np.float32(0.0), 1, grid, start)
           for p in range(length):
             position = start + p
             if (position // row) % (h + 1) < h and position % row < w:

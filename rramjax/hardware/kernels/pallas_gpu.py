@@ -17,11 +17,12 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-_INV_STD = float(1.0 / np.sqrt(4 * (256**2 - 1) / 12))
+from rramjax.hardware.faults import fast_normal_counter
+from rramjax.hardware.quant import adc_clip, adc_code, adc_vjp
+
 BLOCK = 256  # grid positions per program
 _TRITON = plgpu.CompilerParams(num_warps=4, num_stages=1)  # selects the Triton lowering
 
@@ -31,19 +32,9 @@ def _i32(value):
   return jnp.int32(value)
 
 
-def _fmix32(h):
-  h = h ^ (h >> 16)
-  h = h * jnp.uint32(0x85EBCA6B)
-  h = h ^ (h >> 13)
-  h = h * jnp.uint32(0xC2B2AE35)
-  return h ^ (h >> 16)
-
-
 def _normal(counter, seed0, seed1):
-  """`fast_normal`'s sample of uint32 counters."""
-  h = _fmix32(_fmix32((counter * jnp.uint32(0x9E3779B9)) ^ seed0) ^ seed1)
-  total = (h & 255) + ((h >> 8) & 255) + ((h >> 16) & 255) + (h >> 24)
-  return (total.astype(jnp.float32) - 510.0) * _INV_STD
+  """`fast_normal`'s sample of uint32 counters (its jax code lowers to Triton as it is)."""
+  return fast_normal_counter((seed0, seed1), counter)
 
 
 def _rows(x_ref, rc_ref, roff_ref, t, position, *, slices, height, lead):
@@ -80,7 +71,7 @@ def _forward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref, 
     for s in range(slices):
       acc = _noise(_column_sums(rows, cm_ref, t, q, s, height=height), seeds_ref, noise, t, q, s,
                    position, columns=columns, slices=slices, grid=grid, noisy=noisy)
-      code = jnp.clip(jnp.floor(acc / lsb + 0.5), 0.0, max_code)
+      code = adc_clip(adc_code(acc, lsb), max_code)
       total = total + code.astype(jnp.int32) * place_ref[s, cj_ref[t, q]]
     # Columns past the tile's end (filter 0, cells 0) add 0, even under read noise. No masks on
     # the atomics: the grid is padded to whole blocks (interpret mode has no masked atomics).
@@ -98,16 +89,15 @@ def _backward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref,
   lsb, noise, max_code = scalars_ref[0], scalars_ref[1], scalars_ref[2]
   rows = _rows(x_ref, rc_ref, roff_ref, t, position, slices=slices, height=height, lead=lead)
   grows = [[jnp.zeros((BLOCK,), jnp.float32) for _ in range(height)] for _ in range(slices)]
-  top = jnp.zeros((BLOCK,), jnp.float32)
+  top = jnp.zeros((), jnp.float32)
   for q in range(columns):
     g = jnp.where(valid & (q < ncols_ref[t]), plgpu.load(g_ref.at[cf_ref[t, q], position]), 0.0)
     for s in range(slices):
       acc = _noise(_column_sums(rows, cm_ref, t, q, s, height=height), seeds_ref, noise, t, q, s,
                    position, columns=columns, slices=slices, grid=grid, noisy=noisy)
-      code = jnp.floor(acc / lsb + 0.5)
       gp = g * place_ref[s, cj_ref[t, q]].astype(jnp.float32)
-      gs = jnp.where((code >= 0.0) & (code <= max_code), gp, 0.0)
-      top = top + jnp.where(code > max_code, gp, 0.0)
+      gs, above = adc_vjp(adc_code(acc, lsb), max_code, gp)
+      top = top + above
       for i in range(height):
         grows[s][i] = grows[s][i] + gs * cm_ref[t, i, q]
         plgpu.atomic_add(gcell_ref, (t, _i32(i), _i32(q)), jnp.sum(gs * rows[s][i]))
@@ -116,7 +106,7 @@ def _backward_kernel(x_ref, cm_ref, rc_ref, roff_ref, nrows_ref, cf_ref, cj_ref,
       # Rows past the tile's end have cells 0: they add 0 to channel 0.
       plgpu.atomic_add(gx_ref, (_i32(s), rc_ref[t, i], lead + roff_ref[t, i] + position),
                        grows[s][i])
-  plgpu.atomic_add(top_ref, (_i32(0),), jnp.sum(top))
+  plgpu.atomic_add(top_ref, (_i32(0),), top)
 
 
 def _arrays(spec):
@@ -171,4 +161,4 @@ def ou_backward(spec, x, cellmat, lsb, seeds, noise, max_code, g):
   g = jnp.pad(g.astype(jnp.float32), ((0, 0), (0, extra)))
   gx, gcell, top = call(x, cellmat, *_arrays(spec), scalars, seeds, g, jnp.zeros(x.shape, jnp.float32),
                         jnp.zeros(cellmat.shape, jnp.float32), jnp.zeros((1,), jnp.float32))
-  return gx[:, :, :x.shape[2] - extra], gcell, max_code * top[0]
+  return gx[:, :, :x.shape[2] - extra], gcell, top[0]
