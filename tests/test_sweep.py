@@ -80,9 +80,9 @@ def test_grid_values_are_typed_and_points_cover_every_combination(base_config):
 # Pareto fronts ----------------------------------------------------------------------------------
 def test_pareto_front_of_a_hand_made_example():
   # (cost, accuracy): 1 and 3 tie (both kept); 2 is beaten by 1; 4 costs more for the best
-  # accuracy (kept); 5 is beaten by 4; 0 is the cheapest.
-  costs = [1.0, 2.0, 2.5, 2.0, 4.0, 5.0]
-  accuracies = [0.50, 0.70, 0.60, 0.70, 0.90, 0.90]
+  # accuracy (kept); 5 is beaten by 4 (cheaper), 6 by 1 (as cheap, better); 0 is the cheapest.
+  costs = [1.0, 2.0, 2.5, 2.0, 4.0, 5.0, 2.0]
+  accuracies = [0.50, 0.70, 0.60, 0.70, 0.90, 0.90, 0.65]
   assert pareto_front(costs, accuracies).tolist() == [0, 1, 3, 4]
   assert pareto_front([3.0], [0.1]).tolist() == [0]
   assert pareto_front([2.0, 1.0], [0.5, 0.6]).tolist() == [1]

@@ -50,9 +50,13 @@ def static_hardware(hw: HardwareConfig) -> HardwareConfig:
 
   The planned crossbar then runs with a full scale given per layer (the 'calibrated' mode): a
   point of the 'max' mode passes `adc_lsb * (2^adc_bits - 1)`, whose step is exactly `adc_lsb`.
+  The OU shape and the array size enter only through the OU plans (whose digest is part of the
+  group's key): points whose plans are equal share a group whatever their OU and array sizes
+  (with the pattern mapping, OUs of 9 and of 16 rows hold the same <= 9-row kernels).
   """
   default = HardwareConfig()
-  return hw.replace(**_TRACED, **{name: getattr(default, name) for name in _COST_ONLY})
+  return hw.replace(**_TRACED, **{name: getattr(default, name) for name in _COST_ONLY},
+                    ou_rows=1, ou_cols=1, array_rows=1, array_cols=1)
 
 
 def plans_digest(plans) -> str:
