@@ -73,8 +73,7 @@ def plot_key(grid: Grid, rows: list[dict], key: str, path) -> str:
     x = [r[key] if numeric else ticks.index(r[key]) for r in members]
     axis.errorbar(x, [100 * accuracy(r) for r in members], yerr=[100 * _std(r) for r in members],
                   fmt="-o", ms=4, capsize=2, label=name or None)
-  if not numeric:
-    axis.set_xticks(range(len(ticks)), [format_value(v) for v in ticks])
+  axis.set_xticks(ticks if numeric else range(len(ticks)), [format_value(v) for v in ticks])
   axis.set_xlabel(key)
   axis.set_ylabel("test accuracy at 'ou' (%)")
   axis.grid(alpha=0.3)
