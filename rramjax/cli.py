@@ -80,6 +80,43 @@ def _map(args) -> int:
   return mapper_cli.run_map(args, masks_file) or 0
 
 
+def _add_sweep(sub):
+  p = sub.add_parser(
+      "sweep", help="accuracy and cost of a trained run over a grid of hardware choices",
+      description="Evaluates a run's model at 'ou' and maps its masks at every point of a grid of "
+      "hardware/crossbar/mapper settings; writes sweep.json, sweep.csv and plots to --out. Points "
+      "that differ only in ADC bits, full scale or read noise run vectorised. Run the same "
+      "command again to resume an interrupted sweep.",
+      epilog="example: rramjax sweep runs/fashion_mnist_small --grid hardware.adc_bits=4,5,6,7,8 "
+      "--grid hardware.read_noise_lsb=0,0.25,0.5,1.0 --seeds 2 --out sweeps/adc_noise")
+  p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (rramjax run --workdir); read only")
+  p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                 help="a hardware.*, crossbar.* or mapper.* config key and its values (repeatable: "
+                 "the grid is every combination); one value sets that key for every point")
+  p.add_argument("--hwtune-steps", type=int, default=0, metavar="N",
+                 help="fine-tune the model N steps at each point with its crossbar in the loop "
+                 "(default 0: evaluate the run's model as it is)")
+  p.add_argument("--seeds", type=int, default=None, metavar="S",
+                 help="noise seeds per point with device noise (default: the run's "
+                 "crossbar.eval_seeds)")
+  p.add_argument("--out", required=True, help="output folder (sweep.json, sweep.csv, *.png)")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _sweep(args) -> int:
+  from rramjax.sweep import report  # pylint: disable=g-import-not-at-top
+  from rramjax.sweep.run import run_sweep  # pylint: disable=g-import-not-at-top
+  try:
+    run_sweep(args.run_dir, args.grid, args.out, seeds=args.seeds, hwtune_steps=args.hwtune_steps,
+              progress=not args.no_progress)
+  except KeyboardInterrupt as e:
+    written = report.rows_written(args.out)
+    print(f"rramjax sweep: {_interrupted(e)}. {written} point(s) are in "
+          f"{args.out}/{report.JSON_FILE}: run the same command to resume.", file=sys.stderr)
+    return _exit_code(e)
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="rramjax", description="Design CNNs for RRAM processing-in-memory accelerators: pattern "
@@ -87,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   _add_run(sub)
   _add_map(sub)
+  _add_sweep(sub)
   return parser
 
 
@@ -109,7 +147,7 @@ def _raise_terminated(signum, frame):
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  handlers = {"run": _run, "map": _map}
+  handlers = {"run": _run, "map": _map, "sweep": _sweep}
   on_main = threading.current_thread() is threading.main_thread()
   previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main else None
   try:

@@ -59,7 +59,7 @@ def test_map_without_an_importable_mapper_is_a_clear_error(monkeypatch, capsys):
   """A broken install keeps `map` in the help and says why it cannot run (exit 2, one line)."""
   from rramjax import cli  # pylint: disable=g-import-not-at-top
   monkeypatch.setitem(sys.modules, "rramjax.mapper", None)  # makes `import rramjax.mapper` fail
-  assert "{run,map}" in cli.build_parser().format_help()
+  assert "{run,map,sweep}" in cli.build_parser().format_help()
   assert cli.main(["map", "masks.npz", "--out", "unused"]) == 2
   err = capsys.readouterr().err
   assert err.startswith("rramjax map: error: the mapper cannot be imported ("), err

@@ -16,6 +16,7 @@ MODULES = (
     "rramjax.ops",
     "rramjax.patterns.connectivity",
     "rramjax.patterns.projection",
+    "rramjax.sweep.report",
 )
 FLAGS = doctest.NORMALIZE_WHITESPACE
 

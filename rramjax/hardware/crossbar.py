@@ -151,10 +151,17 @@ def weight_cells(w_codes: jax.Array, mask: jax.Array,
 # ----------------------------------------------------------------------------------------------
 
 def adc_lsb(hw: HardwareConfig, full_scale=None):
-  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' ADC, else `full_scale / hw.adc_max_code`."""
+  """ADC step: `hw.adc_lsb` (a Python int) for the 'max' full scale, else `full_scale / hw.adc_max_code`.
+
+  The division is the correctly rounded float32 one: XLA turns a division by a compile-time
+  constant into a product with its reciprocal (1 ulp off), which would move the codes of the sums
+  that sit on a rounding tie, and make the step depend on whether the ADC's bits are a constant
+  or an array (a design-space sweep traces them).
+  """
   if full_scale is None:
     return hw.adc_lsb
-  return jnp.asarray(full_scale, jnp.float32) / hw.adc_max_code
+  top = jax.lax.optimization_barrier(jnp.float32(hw.adc_max_code))
+  return jnp.asarray(full_scale, jnp.float32) / top
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

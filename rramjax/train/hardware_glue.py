@@ -87,7 +87,10 @@ def ou_plans(config: Config, masks, hw: HardwareConfig | None = None):
   hw = hw or config.hardware
   masks = [np.asarray(m) for m in masks]
   digest = hashlib.sha1(b"".join(m.astype(bool).tobytes() + str(m.shape).encode() for m in masks))
-  key = (digest.hexdigest(), hw.ou_rows, hw.ou_cols, hw.columns_per_weight, config.mapper)
+  # 'best' picks each layer's scheme by its cost, which reads every hardware figure (the ADC's
+  # bits and energy, the array size): then the whole config is part of the key.
+  best = hw if config.mapper.scheme == "best" else None
+  key = (digest.hexdigest(), hw.ou_rows, hw.ou_cols, hw.columns_per_weight, config.mapper, best)
   if key not in _PLANS:
     if len(_PLANS) > 32:
       _PLANS.clear()

@@ -180,9 +180,10 @@ class Trainer:
     return data_lib.batches(ds, c.train.eval_batch_size, seed=c.seed, epoch=0, shuffle=False,
                             pad_to=c.data.pad_to, norm=c.data.normalize, drop_remainder=False)
 
-  def calibration_images(self) -> np.ndarray:
+  def calibration_images(self, examples: int | None = None) -> np.ndarray:
+    """The first `examples` (default `crossbar.calib_examples`) training images, as the model takes them."""
     c = self.config
-    ds = self.train_ds.take(c.crossbar.calib_examples)
+    ds = self.train_ds.take(examples or c.crossbar.calib_examples)
     return next(data_lib.batches(ds, len(ds), seed=c.seed, epoch=0, shuffle=False,
                                  pad_to=c.data.pad_to, norm=c.data.normalize))[0]
 
