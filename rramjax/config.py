@@ -95,10 +95,16 @@ class TrainConfig:
   # Data parallelism (rramjax.train.parallel): devices on the batch axis of a mesh, parameters
   # replicated; 1 = one device, 0 = every device. The global batch_size must split evenly.
   devices: int = 1
+  # Host CPU devices to split the machine into before jax starts (rramjax.train.parallel.split_cpu):
+  # with devices 0 or > 1 a CPU run then spreads each batch over its cores; 0 = one per core.
+  # No effect on a GPU's devices.
+  cpu_devices: int = 1
 
   def validate(self, p):
     _check(isinstance(self.devices, int) and self.devices >= 0, f"{p}.devices",
            f"must be an int >= 0 (0: every device), got {self.devices!r}.")
+    _check(isinstance(self.cpu_devices, int) and self.cpu_devices >= 0, f"{p}.cpu_devices",
+           f"must be an int >= 0 (0: one per core), got {self.cpu_devices!r}.")
     for key in ("batch_size", "eval_batch_size", "log_every"):
       v = getattr(self, key)
       _check(isinstance(v, int) and v > 0, f"{p}.{key}", f"must be a positive int, got {v!r}.")

@@ -1,22 +1,24 @@
-"""Train-step and eval throughput of every fidelity, on one device, in one run.
+"""Train-step and eval throughput of every fidelity, on one device or several, in one run.
 
   python scripts/benchmark.py                       # small VGG (width 0.5), batch 128; + VGG16 on a GPU
   python scripts/benchmark.py --json out.json       # also write the rows as JSON
   python scripts/benchmark.py --models vgg16 --batch 256 --dtype bfloat16   # the GPU figures
   python scripts/benchmark.py --smoke --no-append   # seconds: tiny sizes, prints only
+  python scripts/benchmark.py --fidelities ideal,ou-planned --devices 1,2   # a CPU split in two
 
 Rows: `ideal`, `quant`, `ou` (reference: every kernel, every tap) and `ou-planned` (only the OUs of
 the layer's plan, `crossbar_conv(..., plan=make_ou_plan(mask, hw))`, on the platform's backend:
 numba kernels on a CPU, Pallas on a GPU). Each row runs in its own process (so that its peak memory
 is its own: the device's peak bytes in use on a GPU, the process's peak resident set on a CPU),
 times `--steps` jitted train steps (the pipeline's masked step, Adam) and eval steps after one
-compile step, and reports images/s and the ratio to `ideal` measured in the same run. The masks are
+compile step, and reports images/s and the ratio to `ideal` measured in the same run on as many
+devices (`--devices`: the batch split over a data mesh, as `train.devices` does). The masks are
 the pipeline's pattern pruning of the freshly initialised weights (PatDNN's 8 four-entry patterns,
 ERK keep ratios for `--sparsity`, default 0.86; VGG16 takes the paper's 86.03%). The small VGG sees
 Fashion-MNIST batches when the data set is installed, VGG16 synthetic 32x32x3 images. The script
 also times `map_network` on paper-shaped VGG16 masks (numpy, host). It prints the table with the
 device and versions, appends the rows to docs/BENCHMARKS.md, and with `--json PATH` writes
-`{"device", "versions", "rows": [{model, fidelity, train_img_s, eval_img_s, train_ratio,
+`{"device", "versions", "rows": [{model, fidelity, devices, train_img_s, eval_img_s, train_ratio,
 eval_ratio, peak_bytes}], "map_vgg16_s"}`.
 """
 
@@ -105,15 +107,20 @@ def _layer_inputs(graphdef, params, batch_stats, images):
 
 
 def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, sparsity: float,
-            dtype: str, smoke: bool) -> dict:
-  """Times one (model, fidelity): train and eval images/s and peak memory."""
+            dtype: str, smoke: bool, devices: int = 1) -> dict:
+  """Times one (model, fidelity) on `devices` devices: train and eval images/s and peak memory."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from rramjax import hardware, models  # pylint: disable=g-import-not-at-top
+  from rramjax.train import parallel  # pylint: disable=g-import-not-at-top
   from rramjax.train.step import make_eval_step, make_train_step  # pylint: disable=g-import-not-at-top
+
+  if jax.default_backend() == "cpu" and devices > 1:
+    parallel.split_cpu(devices)
+  mesh = parallel.make_mesh(devices, batch)
 
   images, labels, classes = _images(model, batch, smoke)
   net = models.create_model(model, num_classes=classes, in_channels=images.shape[-1],
@@ -144,8 +151,9 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
   train_step = make_train_step(nnx.graphdef(net), tx, builder)
   net.eval()
   eval_step = make_eval_step(nnx.graphdef(net), builder)
-  images, labels = jnp.asarray(images), jnp.asarray(labels)
-  valid = jnp.ones(len(labels), bool)
+  state = parallel.replicate(mesh, state)
+  images, labels = parallel.shard_batch(mesh, jnp.asarray(images), jnp.asarray(labels))
+  (valid,) = parallel.shard_batch(mesh, jnp.ones(len(labels), bool))
 
   def timed(fn, count):
     jax.block_until_ready(fn())  # compile + warm-up
@@ -161,11 +169,12 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
     box["state"], metrics = train_step(box["state"], images, labels)
     return metrics
 
-  t_train = timed(train, steps)
-  t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps)
+  with parallel.use_mesh(mesh):
+    t_train = timed(train, steps)
+    t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps)
   stats = jax.devices()[0].memory_stats() or {}
   peak = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  return {"model": model, "fidelity": fidelity, "train_img_s": batch / t_train,
+  return {"model": model, "fidelity": fidelity, "devices": devices, "train_img_s": batch / t_train,
           "eval_img_s": batch / t_eval, "peak_bytes": int(peak)}
 
 
@@ -186,8 +195,9 @@ def map_vgg16_seconds(repeats: int = 3) -> float:
   return float(best)
 
 
-def _child(args, model, fidelity) -> dict:
-  cmd = [sys.executable, __file__, "--child", model, fidelity, "--batch", str(args.batch),
+def _child(args, model, fidelity, devices) -> dict:
+  cmd = [sys.executable, __file__, "--child", model, fidelity, "--devices", str(devices),
+         "--batch", str(args.batch),
          "--steps", str(args.steps), "--width", str(args.width), "--dtype", args.dtype]
   cmd += (["--sparsity", str(args.sparsity)] if args.sparsity is not None else [])
   cmd += ["--smoke"] if args.smoke else []
@@ -199,10 +209,10 @@ def _child(args, model, fidelity) -> dict:
 
 def _format(rows, device, vers) -> str:
   lines = [f"device: {device}; " + ", ".join(f"{k} {v}" for k, v in vers.items()),
-           f"{'model':<10} {'fidelity':<11} {'train img/s':>12} {'x ideal':>8} {'eval img/s':>11} "
+           f"{'model':<10} {'fidelity':<11} {'devices':>7} {'train img/s':>12} {'x ideal':>8} {'eval img/s':>11} "
            f"{'x ideal':>8} {'peak MiB':>9}"]
   for r in rows:
-    lines.append(f"{r['model']:<10} {r['fidelity']:<11} {r['train_img_s']:>12.1f} "
+    lines.append(f"{r['model']:<10} {r['fidelity']:<11} {r['devices']:>7} {r['train_img_s']:>12.1f} "
                  f"{r['train_ratio']:>8.3f} {r['eval_img_s']:>11.1f} {r['eval_ratio']:>8.3f} "
                  f"{r['peak_bytes'] / 2**20:>9.0f}")
   return "\n".join(lines)
@@ -219,6 +229,9 @@ def main(argv=None) -> int:
   parser.add_argument("--sparsity", type=float, default=None,
                       help="3x3-conv weight sparsity (default 0.86; VGG16 the paper's 0.8603)")
   parser.add_argument("--dtype", default="float32", help="compute dtype of the ideal/quant convs")
+  parser.add_argument("--devices", default="1",
+                      help="comma-separated device counts, each a set of rows (data parallel over "
+                      "a mesh; on a CPU the host is split into that many devices first)")
   parser.add_argument("--json", dest="json_path", help="also write the rows to this JSON file")
   parser.add_argument("--no-append", action="store_true", help="do not append to docs/BENCHMARKS.md")
   parser.add_argument("--smoke", action="store_true", help="tiny sizes, for testing the script")
@@ -229,7 +242,7 @@ def main(argv=None) -> int:
     sparsity = args.sparsity or (PAPER_CIFAR10_SPARSITY if model == "vgg16" else 0.86)
     width = args.width if model == "vgg_small" else (0.125 if args.smoke else 1.0)
     print(json.dumps(run_row(model, fidelity, args.batch, args.steps, width, sparsity, args.dtype,
-                             args.smoke)))
+                             args.smoke, int(args.devices))))
     return 0
   import jax  # pylint: disable=g-import-not-at-top
   on_gpu = jax.default_backend() == "gpu"
@@ -237,15 +250,15 @@ def main(argv=None) -> int:
   device, vers = device_name(), versions()
   print(f"device: {device}; " + ", ".join(f"{k} {v}" for k, v in vers.items()), flush=True)
   rows = []
-  for model in models:
+  for model, devices in ((m, int(d)) for m in models for d in args.devices.split(",")):
     ideal = None
     for fidelity in args.fidelities.split(","):
-      row = _child(args, model, fidelity)
+      row = _child(args, model, fidelity, devices)
       ideal = ideal or (row if fidelity == "ideal" else None)
       row["train_ratio"] = row["train_img_s"] / ideal["train_img_s"] if ideal else float("nan")
       row["eval_ratio"] = row["eval_img_s"] / ideal["eval_img_s"] if ideal else float("nan")
       rows.append(row)
-      print(f"  {model} {fidelity}: train {row['train_img_s']:.1f} img/s ({row['train_ratio']:.3f}x), "
+      print(f"  {model} {fidelity} on {devices} device(s): train {row['train_img_s']:.1f} img/s ({row['train_ratio']:.3f}x), "
             f"eval {row['eval_img_s']:.1f} img/s ({row['eval_ratio']:.3f}x)", flush=True)
   map_s = map_vgg16_seconds()
   print(_format(rows, device, vers))
@@ -268,6 +281,7 @@ def _append(result: dict, argv) -> None:
   rows = []
   for r in result["rows"]:
     rows.append(f"| {date} | train/eval step {r['fidelity']}: {r['model']}, batch {result['batch']}, "
+                f"{r['devices']} device(s), "
                 f"{result['dtype']}; {vers} | {result['device']} | train {r['train_img_s']:.1f} img/s "
                 f"({r['train_ratio']:.3f}x ideal), eval {r['eval_img_s']:.1f} img/s "
                 f"({r['eval_ratio']:.3f}x ideal), peak {r['peak_bytes'] / 2**20:.0f} MiB | {command} |\n")

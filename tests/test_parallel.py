@@ -32,15 +32,16 @@ SCRIPT = textwrap.dedent("""
       return ArrayDataset("fashion_mnist", images, rng.integers(0, 10, n).astype(np.int32), 10)
     data = Splits(split(64), split(32))
     out = {"devices": jax.device_count()}
-    for fidelity in ("ideal", "ou"):
+    for fidelity, backend in (("ideal", "numba"), ("ou", "xla"), ("ou", "numba")):
       for devices in (1, 4):
         config = load_config("configs/fashion_mnist_small.py:smoke", [
             f"train.devices={devices}", "train.batch_size=16", "prune.enabled=False",
             "train.admm_epochs=0", "train.finetune_epochs=0", "train.pretrain_epochs=0",
-            "train.hwtune_epochs=1", "train.hwtune_steps=3", f"crossbar.train_fidelity='{fidelity}'"])
+            "train.hwtune_epochs=1", "train.hwtune_steps=3", f"crossbar.train_fidelity='{fidelity}'",
+            f"crossbar.backend='{backend}'"])
         trainer = Trainer(config, "/tmp/unused", progress=False, datasets=data)
         epoch = trainer.plan[0]
-        state = trainer.initial_state()
+        state = trainer.place(trainer.initial_state(), fidelity)
         with parallel.use_mesh(trainer.mesh):
           state = trainer.begin_phase(state, epoch.phase)
           tx, step = trainer.train_step(epoch, state["masks"])
@@ -51,7 +52,20 @@ SCRIPT = textwrap.dedent("""
             state, metrics = step(state, *parallel.shard_batch(trainer.mesh, images, labels))
             losses.append(float(metrics["loss"]))
           sharding = str(jax.tree_util.tree_leaves(state["params"])[0].sharding)
-        out[f"{fidelity}_{devices}"] = {"losses": losses, "sharding": sharding}
+        name = fidelity if fidelity == "ideal" else f"{fidelity}_{backend}"
+        out[f"{name}_{devices}"] = {"losses": losses, "sharding": sharding}
+    try:  # the numba kernels refuse a mesh of several CPU devices (a deadlock there)
+      from rramjax import hardware
+      hw = hardware.HardwareConfig()
+      mask = np.ones((3, 3, 2, 2), np.float32)
+      plan = hardware.make_ou_plan(mask, hw)
+      with parallel.use_mesh(parallel.make_mesh(4, 16)):
+        jax.jit(lambda x: hardware.crossbar_conv(x, np.ones((3, 3, 2, 2), np.float32), mask, hw,
+                                                 plan=plan, backend="numba")).lower(
+            np.ones((16, 4, 4, 2), np.float32))
+      out["refused"] = ""
+    except Exception as e:  # pylint: disable=broad-except
+      out["refused"] = f"{type(e).__name__}: {e}"
     print(json.dumps(out))
 """)
 
@@ -75,17 +89,56 @@ def test_four_devices_give_the_losses_of_one(runs):
 
 
 def test_four_devices_with_the_planned_crossbar(runs):
-  """The planned `ou` kernels run per device (shard_map). The first loss, before any update, is
-  the same; after an update the gradients, summed across devices in another order, move weights
-  by float rounding, and the crossbar's quantizers turn some of those into a changed code: the
-  losses then agree to a fraction of a percent, not to float precision."""
-  one, four = runs["ou_1"], runs["ou_4"]
+  """The planned `ou` kernels (XLA backend) run per device (shard_map). The first loss, before any
+  update, is the same; after an update the gradients, summed across devices in another order, move
+  weights by float rounding, and the crossbar's quantizers turn some of those into a changed code:
+  the losses then agree to a fraction of a percent, not to float precision."""
+  one, four = runs["ou_xla_1"], runs["ou_xla_4"]
   assert one["losses"][0] == pytest.approx(four["losses"][0], rel=1e-6)
   assert one["losses"] == pytest.approx(four["losses"], rel=5e-3)
   assert "data" in four["sharding"]
+
+
+def test_numba_kernels_run_on_one_device_of_a_cpu_mesh(runs):
+  """Host callbacks deadlock on a mesh of several CPU devices: the Trainer runs the numba 'ou'
+  work on one device (the losses of a one-device run, exactly), and the crossbar refuses such a
+  mesh with a clear error instead of hanging."""
+  one, four = runs["ou_numba_1"], runs["ou_numba_4"]
+  assert one["losses"] == four["losses"]
+  assert "'data': 1" in four["sharding"]  # a mesh of one device
+  assert runs["refused"].startswith("ConfigError") and "one device" in runs["refused"]
 
 
 def test_impossible_meshes_are_clear_errors():
   with pytest.raises(ConfigError, match="train.devices"):
     parallel.make_mesh(64, 64)  # this process has one CPU device
   assert parallel.make_mesh(1, 7) is None
+
+
+def test_split_cpu_makes_the_host_devices_before_jax_starts():
+  """`train.cpu_devices`: a fresh process gets the CPU devices asked for; once jax has started
+  with another count the run keeps what there is and the warning says so."""
+  script = textwrap.dedent("""
+      import json
+      import jax
+      from rramjax.train import parallel
+      first = parallel.split_cpu(3)
+      warnings = []
+      again = parallel.split_cpu(2, warnings.append)
+      print(json.dumps({"first": first, "again": again, "devices": jax.device_count(),
+                        "warnings": warnings}))
+  """)
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+  env.pop("XLA_FLAGS", None)
+  out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  got = json.loads(out.stdout.strip().splitlines()[-1])
+  assert got["first"] == 3 and got["again"] == 3 and got["devices"] == 3
+  assert len(got["warnings"]) == 1 and "already started with 3 CPU device(s)" in got["warnings"][0]
+
+
+def test_cpu_devices_must_be_a_count():
+  from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ConfigError, match="train.cpu_devices"):
+    load_config("configs/fashion_mnist_small.py:smoke", ["train.cpu_devices=-1"])

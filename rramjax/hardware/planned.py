@@ -361,6 +361,7 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
   args = (x_codes, cellmat, lsb, seeds, noise, max_code)
   if devices == 1:
     return _core(spec, *args)
+  _check_callbacks_on_mesh(backend)
   if n % devices:  # a batch that does not split: every device computes all of it
     return _replicated(functools.partial(_core, spec), args)
   # Under a data-parallel mesh: XLA cannot partition the kernel, so each device runs it on its
@@ -375,6 +376,16 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
   batch, whole = jax.sharding.PartitionSpec(DATA_AXIS), jax.sharding.PartitionSpec()
   return jax.shard_map(per_device, in_specs=(batch,) + (whole,) * 5, out_specs=batch,
                        check_vma=False)(*args)
+
+
+def _check_callbacks_on_mesh(backend: str) -> None:
+  """The numba kernels are host callbacks, and jax runs a callback with its inputs placed on CPU
+  device 0: on a mesh of several CPU devices a callback of one device then waits for another
+  that waits for it in a collective (a deadlock). Raised before tracing instead."""
+  if backend == "numba" and jax.default_backend() == "cpu":
+    raise ConfigError("the planned crossbar's numba kernels cannot run on a mesh of several CPU "
+                      "devices (jax's host callbacks deadlock there): run the 'ou' work on one "
+                      "device (the Trainer does), or use crossbar.backend='xla'.")
 
 
 def _replicated(fn, args):
@@ -425,7 +436,10 @@ def planned_histogram(x_codes, cells, plan: OuPlan, hw: HardwareConfig,
                                x_codes.astype(_code_dtype(spec)), cellmat, vmap_method="sequential")
 
     args = (x_codes, cellmat)
-    return call(*args) if _data_devices() == 1 else _replicated(call, args)
+    if _data_devices() == 1:
+      return call(*args)
+    _check_callbacks_on_mesh(backend)
+    return _replicated(call, args)
   sums = _xla_sums(spec, _grid_slices(spec, x_codes), cellmat, jnp.zeros((2,), jnp.uint32), 0.0)
   grid = spec.grid
   position = np.arange(grid.size)

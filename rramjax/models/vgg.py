@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import jax
 from flax import nnx
 
-from rramjax.ops import conv3x3
+from rramjax.ops import conv3x3, max_pool2x2
 from rramjax.presets import SMALL_PLAN, VGG16_PLAN, conv_output_sizes  # noqa: F401 (re-exported)
 
 ConvFn = Callable[[jax.Array, jax.Array, int], jax.Array]
@@ -76,7 +76,7 @@ class VGG(nnx.Module):
     layer = 0
     for c in self.plan:
       if c == "M":
-        x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool2x2(x)
         continue
       x = nnx.relu(self.norms[layer](self.convs[layer](x, conv_fn, layer)))
       layer += 1

@@ -24,6 +24,7 @@ from flax import nnx
 
 from rramjax import hardware as hw_lib
 from rramjax.config import Config
+from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.ops import conv3x3
 from rramjax.train.step import HARDWARE_EVAL_KEY, apply_masks, conv_kernels, make_eval_step, stream_key
@@ -157,6 +158,15 @@ def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig 
     hw_state = hw_lib.calibrate_adc_full_scale(hw_state, inputs, kernels, state["masks"], hw,
                                                plans=plans, backend=config.crossbar.backend)
   return {**state, "hw_state": hw_state, "hw_calibrated": jnp.ones((), jnp.int32)}
+
+
+def one_device(config: Config, fidelity: str) -> bool:
+  """Whether work at `fidelity` must run on one device: the planned `ou` path's numba kernels (host
+  callbacks) cannot run on a mesh of several CPU devices (`rramjax.hardware.planned`)."""
+  if fidelity != "ou" or config.crossbar.ou_path != "planned":
+    return False
+  backend = config.crossbar.backend or planned.default_backend()
+  return backend == "numba" and jax.default_backend() == "cpu"
 
 
 def has_noise(hw: HardwareConfig) -> bool:

@@ -156,9 +156,25 @@ class Trainer:
     if d.on_device:
       self.device_train = data_lib.DeviceData(self.train_ds, pad_to=d.pad_to, norm=d.normalize)
       self.device_test = data_lib.DeviceData(self.test_ds, pad_to=d.pad_to, norm=d.normalize)
-    self.mesh = parallel.make_mesh(config.train.devices, bs)
+    self.data_mesh = parallel.make_mesh(config.train.devices, bs)
+    self.mesh = self.data_mesh  # the mesh of the work at hand (`place`)
     self._steps = {}
     self._evals = {}
+
+  def place(self, state, fidelity: str) -> dict:
+    """Picks the mesh for work at `fidelity` and puts `state` on it.
+
+    The data mesh (`train.devices`), except where the work must run on one device
+    (`hardware_glue.one_device`: the numba kernels of the planned `ou` path); then the state
+    moves to a mesh of the first device alone, and back for the next work that can use them all.
+    """
+    mesh = self.data_mesh
+    if mesh is not None and hardware_glue.one_device(self.config, fidelity):
+      mesh = parallel.one_device_mesh()
+    if mesh is self.mesh:
+      return state
+    self.mesh = mesh
+    return parallel.replicate(mesh, state)
 
   def initial_state(self) -> dict:
     """The state a run starts from: freshly initialised weights (seeded), optimizer, hardware
@@ -242,9 +258,18 @@ class Trainer:
 
   # Hardware and report --------------------------------------------------------------------------
   def calibrate(self, state) -> dict:
-    """The state with activation (and ADC) scales calibrated on this run's calibration images."""
-    return hardware_glue.calibrate(self.config, state, self.graph_eval, self.calibration_images(),
-                                   plans=hardware_glue.ou_plans(self.config, state["masks"]))
+    """The state with activation (and ADC) scales calibrated on this run's calibration images.
+
+    The calibration runs eagerly on one device, outside the data mesh (host copies of the
+    weights): eager host callbacks of the planned kernels, replicated over several devices,
+    deadlock; the scales are then replicated.
+    """
+    local = jax.device_get({k: state[k] for k in ("params", "batch_stats", "masks", "hw_state")})
+    with jax.set_mesh(None):
+      out = hardware_glue.calibrate(self.config, {**state, **local}, self.graph_eval,
+                                    self.calibration_images(),
+                                    plans=hardware_glue.ou_plans(self.config, local["masks"]))
+    return {**state, **parallel.replicate(self.mesh, {k: out[k] for k in ("hw_state", "hw_calibrated")})}
 
   def hardware_eval(self, state, fidelity: str, hw: HardwareConfig | None = None,
                     model: str = "final") -> dict:
@@ -409,6 +434,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
   warn = warn or _stderr
   workdir = pathlib.Path(workdir)
   mode = workdir_lib.prepare(workdir, config, resume=resume, overwrite=overwrite, warn=warn)
+  if config.train.cpu_devices != 1:
+    parallel.split_cpu(config.train.cpu_devices, warn)
   trainer = Trainer(config, workdir, progress=progress, datasets=datasets)
   phase_ends = [e.index + 1 for e in trainer.plan if e.in_phase == e.phase_epochs - 1]
   if mode == "overwrite":
@@ -430,6 +457,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
            f"checkpoint) to {writer.dropped[0]}.")
     t0 = time.time()
     for epoch in trainer.plan[start:]:
+      state = trainer.place(state, hardware_glue.train_fidelity(config, epoch.phase))
       try:
         with parallel.use_mesh(trainer.mesh):
           state, record = trainer.run_epoch(state, epoch, writer)
@@ -439,6 +467,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, *, resume: b
       writer.write(record)
       ckpt.save(epoch.index + 1, state, {"epochs_done": epoch.index + 1, "phase": epoch.phase})
       log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    state = trainer.place(state, config.crossbar.eval_fidelity)
     with parallel.use_mesh(trainer.mesh):
       summary = trainer.final_report(state, _before_hwtune(trainer, ckpt, log))
   finally:

@@ -15,6 +15,9 @@ spans every process's devices and each process feeds its own slice of the global
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+from typing import Callable
 
 import jax
 import numpy as np
@@ -22,6 +25,31 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from rramjax.errors import ConfigError
 from rramjax.hardware.planned import DATA_AXIS as AXIS
+
+
+def split_cpu(count: int, warn: Callable[[str], None] | None = None) -> int:
+  """Splits the host CPU into `count` jax devices (0: one per core): `train.cpu_devices`.
+
+  XLA runs the small convolutions of a small network on a few cores poorly; two CPU devices, each
+  computing half of a batch (`train.devices`), run a small VGG's train step ~1.5x faster on two
+  cores (docs/BENCHMARKS.md). jax takes the count only before its backends start (the first jax
+  operation): `rramjax run` calls this first. When jax has already started with another count,
+  the run goes on with the devices there are and `warn` says so. Other platforms (GPU) are not
+  affected.
+
+  Returns:
+    The number of CPU devices jax has.
+  """
+  wanted = (os.cpu_count() or 1) if count == 0 else count
+  try:
+    jax.config.update("jax_num_cpu_devices", wanted)
+  except RuntimeError:  # the backends have started
+    pass
+  present = len(jax.devices("cpu"))
+  if present != wanted and warn is not None:
+    warn(f"train.cpu_devices={count}: jax had already started with {present} CPU device(s), "
+         f"so the run uses those (set it before any jax operation, as `rramjax run` does).")
+  return present
 
 
 def make_mesh(devices: int, batch_size: int) -> jax.sharding.Mesh | None:
@@ -43,6 +71,12 @@ def make_mesh(devices: int, batch_size: int) -> jax.sharding.Mesh | None:
   return jax.make_mesh((count,), (AXIS,), devices=jax.devices()[:count])
 
 
+@functools.lru_cache(maxsize=1)
+def one_device_mesh() -> jax.sharding.Mesh:
+  """A data mesh of the first device alone (work that must not be spread: see `Trainer.place`)."""
+  return jax.make_mesh((1,), (AXIS,), devices=jax.devices()[:1])
+
+
 def use_mesh(mesh):
   """Context in which steps are traced and run on `mesh` (nothing for None)."""
   return jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext()
@@ -56,11 +90,11 @@ def replicate(mesh, tree):
 
 
 def shard_batch(mesh, *arrays):
-  """Global-batch arrays split over the mesh's data axis (unchanged for None).
+  """Global-batch arrays split over the mesh's data axis (unchanged for None or one device).
 
   With several processes each passes the same global batch and keeps its own slice.
   """
-  if mesh is None:
+  if mesh is None or mesh.size == 1:
     return arrays
   sharding = NamedSharding(mesh, PartitionSpec(AXIS))
   if jax.process_count() == 1:
