@@ -52,7 +52,9 @@ def get_config(arg=None):
     config["train"].update(batch_size=64, eval_batch_size=128, pretrain_epochs=2, admm_epochs=1,
                            finetune_epochs=1, hwtune_steps=2, log_every=2, cpu_devices=1, devices=1)
     config["prune"]["admm_update_every"] = 4
-    config["crossbar"].update(eval_seeds=2, calib_examples=64)
+    # Noise-free hwtune and a 0.5 LSB evaluation row: the tests' expectations of this variant.
+    config["hardware"]["read_noise_lsb"] = 0.0
+    config["crossbar"].update(eval_seeds=2, calib_examples=64, eval_read_noise_lsb=[0.5])
   if arg in ("dense", "dense_smoke"):
     config["prune"]["enabled"] = False
     config["train"].update(admm_epochs=0, finetune_epochs=0, hwtune_epochs=0)
