@@ -12,7 +12,7 @@ crossbar in the loop, read noise of 0.5 LSB included (ADC full scale calibrated 
 evaluation at 'ou' on the first 2,000 test images (0.5 LSB over 2 seeds, and noise off) beside the
 ideal model before and after that fine-tuning -> mapping onto 512x512 arrays.
 Channels (width 0.5): 16, 16, M, 32, 32, M, 64, 64, M. On a CPU the host is split into 2 jax
-devices and each batch spread over them (train.cpu_devices, train.devices; ~2x faster on 2 cores);
+devices and each batch spread over them (train.cpu_devices, train.devices; 1.3-1.7x faster on 2 cores);
 the 'ou' steps run on one device (host callbacks). Measured figures: docs/RESULTS.md.
 """
 

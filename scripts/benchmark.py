@@ -118,7 +118,7 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
   from rramjax.train import parallel  # pylint: disable=g-import-not-at-top
   from rramjax.train.step import make_eval_step, make_train_step  # pylint: disable=g-import-not-at-top
 
-  if jax.default_backend() == "cpu" and devices > 1:
+  if devices > 1:  # before any jax operation; only the CPU platform's device count changes
     parallel.split_cpu(devices)
   mesh = parallel.make_mesh(devices, batch)
 

@@ -31,7 +31,7 @@ def split_cpu(count: int, warn: Callable[[str], None] | None = None) -> int:
   """Splits the host CPU into `count` jax devices (0: one per core): `train.cpu_devices`.
 
   XLA runs the small convolutions of a small network on a few cores poorly; two CPU devices, each
-  computing half of a batch (`train.devices`), run a small VGG's train step ~1.5x faster on two
+  computing half of a batch (`train.devices`), run a small VGG's train step 1.3-1.7x faster on two
   cores (docs/BENCHMARKS.md). jax takes the count only before its backends start (the first jax
   operation): `rramjax run` calls this first. When jax has already started with another count,
   the run goes on with the devices there are and `warn` says so. Other platforms (GPU) are not
