@@ -378,11 +378,17 @@ def planned_accumulate(x_codes, cells, cell_place, lsb, noise_key, plan: OuPlan,
                        check_vma=False)(*args)
 
 
+def needs_one_device(backend: str | None) -> bool:
+  """Whether the kernels of `backend` (None: `default_backend()`) must run on one device: the
+  numba kernels are host callbacks, and jax runs a callback with its inputs placed on CPU device
+  0, so on a mesh of several CPU devices a callback of one device waits for another that waits
+  for it in a collective (a deadlock)."""
+  return (backend or default_backend()) == "numba" and jax.default_backend() == "cpu"
+
+
 def _check_callbacks_on_mesh(backend: str) -> None:
-  """The numba kernels are host callbacks, and jax runs a callback with its inputs placed on CPU
-  device 0: on a mesh of several CPU devices a callback of one device then waits for another
-  that waits for it in a collective (a deadlock). Raised before tracing instead."""
-  if backend == "numba" and jax.default_backend() == "cpu":
+  """`needs_one_device` raised before tracing, instead of a hang."""
+  if needs_one_device(backend):
     raise ConfigError("the planned crossbar's numba kernels cannot run on a mesh of several CPU "
                       "devices (jax's host callbacks deadlock there): run the 'ou' work on one "
                       "device (the Trainer does), or use crossbar.backend='xla'.")

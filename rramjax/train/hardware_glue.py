@@ -163,10 +163,8 @@ def calibrate(config: Config, state: dict, graphdef, images, hw: HardwareConfig 
 def one_device(config: Config, fidelity: str) -> bool:
   """Whether work at `fidelity` must run on one device: the planned `ou` path's numba kernels (host
   callbacks) cannot run on a mesh of several CPU devices (`rramjax.hardware.planned`)."""
-  if fidelity != "ou" or config.crossbar.ou_path != "planned":
-    return False
-  backend = config.crossbar.backend or planned.default_backend()
-  return backend == "numba" and jax.default_backend() == "cpu"
+  return (fidelity == "ou" and config.crossbar.ou_path == "planned"
+          and planned.needs_one_device(config.crossbar.backend))
 
 
 def has_noise(hw: HardwareConfig) -> bool:
