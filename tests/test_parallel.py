@@ -66,18 +66,27 @@ SCRIPT = textwrap.dedent("""
       out["refused"] = ""
     except Exception as e:  # pylint: disable=broad-except
       out["refused"] = f"{type(e).__name__}: {e}"
+    import os  # a checkpoint of an array split over the 4 devices, read back by the test (1 device)
+    from rramjax.train.checkpoint import Checkpointer
+    mesh = parallel.make_mesh(4, 16)
+    split = jax.device_put(np.arange(8, dtype=np.float32),
+                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+    ckpt = Checkpointer(os.environ["RRAMJAX_TEST_CKPT"])
+    ckpt.save(1, {"w": split}, {"epochs_done": 1})
+    ckpt.close()
     print(json.dumps(out))
 """)
 
 
 @pytest.fixture(scope="module")
-def runs():
+def runs(tmp_path_factory):
+  folder = tmp_path_factory.mktemp("four_devices") / "checkpoints"
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-         "PYTHONPATH": str(ROOT)}
+         "PYTHONPATH": str(ROOT), "RRAMJAX_TEST_CKPT": str(folder)}
   out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  return {**json.loads(out.stdout.strip().splitlines()[-1]), "checkpoints": str(folder)}
 
 
 def test_four_devices_give_the_losses_of_one(runs):
@@ -107,6 +116,25 @@ def test_numba_kernels_run_on_one_device_of_a_cpu_mesh(runs):
   assert one["losses"] == four["losses"]
   assert "'data': 1" in four["sharding"]  # a mesh of one device
   assert runs["refused"].startswith("ConfigError") and "one device" in runs["refused"]
+
+
+def test_a_checkpoint_written_on_four_devices_restores_on_one(runs):
+  """A run trained on several devices (train.cpu_devices) is read by a process with another device
+  count (a sweep, a resume on a GPU): the restore places the state on this process's device."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from rramjax.train.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  assert jax.device_count() == 1
+  ckpt = Checkpointer(runs["checkpoints"])
+  try:
+    state, meta = ckpt.restore({"w": jax.ShapeDtypeStruct((8,), jnp.float32)})  # as eval_shape gives
+    whole, _ = ckpt.restore(None)  # whatever it holds (the mapper's export of an unfinished run)
+  finally:
+    ckpt.close()
+  assert meta == {"epochs_done": 1}
+  np.testing.assert_array_equal(np.asarray(state["w"]), np.arange(8, dtype=np.float32))
+  np.testing.assert_array_equal(np.asarray(whole["w"]), np.arange(8, dtype=np.float32))
 
 
 def test_impossible_meshes_are_clear_errors():

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import DENSE, ROOT, SMOKE_SPEC, run_cli, set_args
 from rramjax import cli
-from rramjax.errors import WorkdirError
+from rramjax.errors import CheckpointError, WorkdirError
 from rramjax.mapper import save_masks
 from rramjax.train import workdir as workdir_lib
 from rramjax.train.checkpoint import Checkpointer
@@ -174,6 +174,38 @@ def test_resume_in_an_empty_folder_starts_a_run_and_checks_before_writing(tmp_pa
   assert f"{str(workdir)!r} holds no run yet: --resume starts a new one there." in err
   assert code == 2 and "dataset-fashion-mnist" in err and "Traceback" not in err
   assert not (tmp_path / "new").exists()
+
+
+def test_a_branch_resumed_with_another_shape_names_the_entries_and_exits_cleanly(run_copy, tmp_path):
+  """A checkpoint copied into a new folder (a branch) and resumed with a config whose state has
+  other shapes (a wider model) is refused before any array is read: one line naming the entries
+  and both shapes, and no orbax reader left running into the exit ("Event loop is closed")."""
+  branch = tmp_path / "branch"
+  shutil.copytree(run_copy / "checkpoints" / "2", branch / "checkpoints" / "2")
+  out = run_cli("run", SPEC, "--workdir", branch, "--resume", "--no-progress", *set_args(DENSE),
+                "--set", "model.width=0.5")
+  err = out.stderr
+  assert out.returncode == 2, err[-3000:]
+  assert "Traceback" not in err and "Event loop is closed" not in err, err[-3000:]
+  assert "comes from another configuration" in err and "in the checkpoint" in err, err
+  assert "batch_stats.norms.0.mean (8,) in the checkpoint, (16,) here" in err, err
+  assert not (branch / "config.json").exists()  # nothing recorded for a refused branch
+
+
+def test_checkpoint_shape_check_names_every_kind_of_difference(tmp_path):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  ckpt = Checkpointer(tmp_path / "checkpoints")
+  try:
+    ckpt.save(1, {"lib": [jnp.zeros((8, 9))], "w": jnp.ones(3)}, {"epochs_done": 1})
+    with pytest.raises(CheckpointError) as e:
+      ckpt.restore({"lib": [jnp.zeros((12, 9))], "v": jnp.ones(3)})
+    text = str(e.value)
+    assert "lib.0 (8, 9) in the checkpoint, (12, 9) here" in text, text
+    assert "v missing from the checkpoint" in text and "w in the checkpoint only" in text, text
+    state, meta = ckpt.restore({"lib": [jnp.zeros((8, 9))], "w": jnp.zeros(3)})
+    assert meta == {"epochs_done": 1} and float(state["w"].sum()) == 3.0
+  finally:
+    ckpt.close()
 
 
 def test_metrics_rows_past_the_checkpoint_are_moved_aside(tmp_path):

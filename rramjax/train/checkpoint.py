@@ -71,6 +71,24 @@ def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
       signal.raise_signal(s)
 
 
+def _path(keys) -> str:
+  """A leaf's path as `a.b.0`: orbax stores integer dict keys as strings."""
+  return ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in keys)
+
+
+def _on_first_device(template: Any) -> Any:
+  """`template` as abstract arrays on this process's first device.
+
+  A leaf without a sharding would be restored onto the devices the checkpoint was written from,
+  which fails when their count differs (a run trained on two CPU devices, read by a process with
+  one, or on a GPU); the restored state is placed on the run's mesh afterwards anyway.
+  """
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+      if hasattr(x, "shape") and hasattr(x, "dtype") else x, template)
+
+
 class Checkpointer:
   """Saves `{'state': pytree, 'meta': json}` per epoch; restores the newest into a template.
 
@@ -82,7 +100,8 @@ class Checkpointer:
     self.directory = pathlib.Path(directory).absolute()
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_epochs))])
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
   def latest_epoch(self) -> int | None:
     return self._manager.latest_step()
@@ -135,9 +154,13 @@ class Checkpointer:
     if epoch is None:
       raise CheckpointError(f"No checkpoint in {str(self.directory)!r}: start afresh with --overwrite.")
     self.verify(epoch)
+    if template is None:  # whatever the checkpoint holds, shaped as its metadata says
+      template = self._stored_tree(epoch)
+    else:
+      self._check_structure(epoch, template)
     try:
       out = self._manager.restore(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
+          state=ocp.args.StandardRestore(_on_first_device(template)), meta=ocp.args.JsonRestore()))
     except Exception as e:  # orbax raises many types for damaged files; report them as one
       raise CheckpointError(
           f"Checkpoint {str(self.directory / str(epoch))!r} cannot be restored "
@@ -147,6 +170,36 @@ class Checkpointer:
     # executable (not the uninterrupted run's). Uncommitted copies behave like a fresh run's state.
     state = jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x)), out.state)
     return state, dict(out.meta)
+
+  def _stored_tree(self, epoch: int) -> Any:
+    """The checkpoint's state as abstract arrays (None if its metadata cannot be read: the
+    restore then reports the damage)."""
+    try:
+      stored = self._manager.item_metadata(epoch)["state"]
+      return jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), stored)
+    except Exception:  # pylint: disable=broad-except
+      return None
+
+  def _check_structure(self, epoch: int, template: Any):
+    """Raises CheckpointError naming the entries whose shapes differ between the checkpoint and
+    `template` (a run of another configuration, e.g. another library size), before any array is
+    read: a failed read leaves orbax's other readers running into the interpreter's exit."""
+    try:
+      stored = self._manager.item_metadata(epoch)["state"]
+      stored = {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
+    except Exception:  # pylint: disable=broad-except  # unreadable metadata: the restore reports it
+      return
+    wanted = {_path(k): tuple(np.shape(v) if not hasattr(v, "shape") else v.shape)
+              for k, v in jax.tree_util.tree_leaves_with_path(template)}
+    differ = [f"{k} {stored[k]} in the checkpoint, {wanted[k]} here" for k in wanted
+              if k in stored and stored[k] != wanted[k]]
+    differ += [f"{k} missing from the checkpoint" for k in wanted if k not in stored]
+    differ += [f"{k} in the checkpoint only" for k in stored if k not in wanted]
+    if differ:
+      raise CheckpointError(
+          f"Checkpoint {str(self.directory / str(epoch))!r} comes from another configuration: "
+          f"{'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}. Resume with the config "
+          f"that wrote it, or start the run afresh with --overwrite (or in a new --workdir).")
 
   def close(self):
     """Waits for any write in flight and stops orbax's threads (call it on every exit path)."""

@@ -160,7 +160,7 @@ def check_resume(workdir: pathlib.Path, config: Config, warn: Callable[[str], An
            f"{'; '.join(sorted(set(RESUMABLE_KEYS[k] for k in changes)))}).")
   else:
     warn(f"{str(workdir)!r} has no {CONFIG_FILE}: its checkpoint is resumed with this config, "
-         "which is recorded now.")
+         "which is recorded once the checkpoint is restored.")
   if last_checkpoint(workdir) is None:
     raise CheckpointError(
         f"{str(workdir)!r} holds a run ({', '.join(run_files(workdir))}) but no checkpoint to "
