@@ -26,6 +26,8 @@ import threading
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 _INV_STD = np.float32(1.0 / np.sqrt(4 * (256**2 - 1) / 12))
 # numba's default thread pool ('workqueue') must not be entered from two threads at once, and
@@ -42,23 +44,41 @@ def chunk_size(grid: int, widest_offset: int) -> int:
   return int(max(2 * widest_offset + 2, min(4096, max(256, -(-grid // (4 * threads))))))
 
 
+# numba widens uint32 products to 64 bits, which AVX2 multiplies four lanes at a time (vpmuludq);
+# these intrinsics keep the hash's arithmetic in 32-bit lanes (vpmulld, eight lanes): ~1.6x faster
+# noise, the same bits (docs/BENCHMARKS.md).
+@intrinsic
+def _mul32(typingctx, a, b):  # pylint: disable=unused-argument
+  """`a * b` modulo 2^32 (uint32)."""
+  def codegen(context, builder, signature, args):  # pylint: disable=unused-argument
+    return builder.mul(args[0], args[1])
+  return types.uint32(types.uint32, types.uint32), codegen
+
+
+@intrinsic
+def _xorshift32(typingctx, a, shift):  # pylint: disable=unused-argument
+  """`a ^ (a >> shift)` (uint32)."""
+  def codegen(context, builder, signature, args):  # pylint: disable=unused-argument
+    return builder.xor(args[0], builder.lshr(args[0], args[1]))
+  return types.uint32(types.uint32, types.uint32), codegen
+
+
 @numba.njit(cache=True, inline="always")
 def _fmix32(h):
-  h ^= h >> np.uint32(16)
-  h = np.uint32((np.uint64(h) * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF))
-  h ^= h >> np.uint32(13)
-  h = np.uint32((np.uint64(h) * np.uint64(0xC2B2AE35)) & np.uint64(0xFFFFFFFF))
-  return h ^ (h >> np.uint32(16))
+  """MurmurHash3's 32-bit finaliser (`rramjax.hardware.faults._fmix32`)."""
+  h = _mul32(_xorshift32(h, np.uint32(16)), np.uint32(0x85EBCA6B))
+  h = _mul32(_xorshift32(h, np.uint32(13)), np.uint32(0xC2B2AE35))
+  return _xorshift32(h, np.uint32(16))
 
 
 @numba.njit(cache=True, inline="always")
 def _normal(counter, seed0, seed1):
   """`fast_normal`'s sample of one uint64 counter (wrapped to 32 bits)."""
-  i = np.uint32((counter * np.uint64(0x9E3779B9)) & np.uint64(0xFFFFFFFF))
-  h = _fmix32(_fmix32(i ^ seed0) ^ seed1)
+  i = _mul32(np.uint32(counter & np.uint64(0xFFFFFFFF)), np.uint32(0x9E3779B9))
+  h = _fmix32(np.uint32(_fmix32(np.uint32(i ^ seed0)) ^ seed1))
   total = (h & np.uint32(255)) + ((h >> np.uint32(8)) & np.uint32(255)) + \
       ((h >> np.uint32(16)) & np.uint32(255)) + (h >> np.uint32(24))
-  return (np.float32(total) - np.float32(510.0)) * _INV_STD
+  return (np.float32(np.int32(total)) - np.float32(510.0)) * _INV_STD
 
 
 # LLVM vectorises a loop over positions only while it checks few pointers for overlap at run
@@ -70,6 +90,20 @@ def _sums4_adc(r0, r1, r2, r3, w, i, out, lsb, max_code, place, length):
   half, zero = np.float32(0.5), np.float32(0.0)
   for p in range(length):
     total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
+    code = min(max(np.floor(total / lsb + half), zero), max_code)
+    out[p] += np.int32(code) * place
+
+
+@numba.njit(cache=True)
+def _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, first, seed0, seed1,
+                     noise):
+  """`_sums4_adc` with read noise, in one pass: the operations of `_column_sums` then `_adc_add`
+  in the same order (so the same codes)."""
+  w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+  half, zero = np.float32(0.5), np.float32(0.0)
+  for p in range(length):
+    total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
+    total += noise * _normal(first + np.uint64(p), seed0, seed1)
     code = min(max(np.floor(total / lsb + half), zero), max_code)
     out[p] += np.int32(code) * place
 
@@ -217,6 +251,10 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
           _weights(cellmat, w, t, q, rows)
           if noise == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
             _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb, max_code, pl, length)
+          elif rows <= 4:  # the same with read noise (counter as in `_column_sums`)
+            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
+            _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, pl, length, first, seeds[0],
+                             seeds[1], noise)
           else:
             _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise,
                          columns, grid, start)
