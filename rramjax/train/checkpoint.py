@@ -11,6 +11,11 @@ futures after shutdown"), hang the exit for minutes, and crash the process (SIGS
 second Ctrl-C cuts the shutdown short. An interrupted run therefore always ends on a complete
 checkpoint or with the unfinished one abandoned (orbax's temporary folder, never renamed to an
 epoch).
+
+A restore reads the checkpoint's metadata first: entries whose shapes differ from the template's
+(another configuration) are refused by name before any array is read, and the arrays are placed on
+this process's first device, whatever devices wrote them (a run trained on two CPU devices restores
+in a one-device process or on a GPU).
 """
 
 from __future__ import annotations
@@ -154,10 +159,11 @@ class Checkpointer:
     if epoch is None:
       raise CheckpointError(f"No checkpoint in {str(self.directory)!r}: start afresh with --overwrite.")
     self.verify(epoch)
+    stored = self._stored_tree(epoch)
     if template is None:  # whatever the checkpoint holds, shaped as its metadata says
-      template = self._stored_tree(epoch)
-    else:
-      self._check_structure(epoch, template)
+      template = stored
+    elif stored is not None:
+      self._check_structure(epoch, stored, template)
     try:
       out = self._manager.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(_on_first_device(template)), meta=ocp.args.JsonRestore()))
@@ -180,17 +186,14 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except
       return None
 
-  def _check_structure(self, epoch: int, template: Any):
-    """Raises CheckpointError naming the entries whose shapes differ between the checkpoint and
-    `template` (a run of another configuration, e.g. another library size), before any array is
-    read: a failed read leaves orbax's other readers running into the interpreter's exit."""
-    try:
-      stored = self._manager.item_metadata(epoch)["state"]
-      stored = {_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
-    except Exception:  # pylint: disable=broad-except  # unreadable metadata: the restore reports it
-      return
-    wanted = {_path(k): tuple(np.shape(v) if not hasattr(v, "shape") else v.shape)
-              for k, v in jax.tree_util.tree_leaves_with_path(template)}
+  def _check_structure(self, epoch: int, stored: Any, template: Any):
+    """Raises CheckpointError naming the entries whose shapes differ between the checkpoint
+    (`stored`, from its metadata) and `template` (a run of another configuration, e.g. another
+    library size), before any array is read: a failed read leaves orbax's other readers running
+    into the interpreter's exit."""
+    stored, wanted = ({_path(k): tuple(v.shape) if hasattr(v, "shape") else np.shape(v)
+                       for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+                      for tree in (stored, template))
     differ = [f"{k} {stored[k]} in the checkpoint, {wanted[k]} here" for k in wanted
               if k in stored and stored[k] != wanted[k]]
     differ += [f"{k} missing from the checkpoint" for k in wanted if k not in stored]
