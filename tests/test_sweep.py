@@ -142,6 +142,26 @@ def test_one_vectorised_group_equals_the_points_evaluated_one_by_one(evaluator):
   assert np.all(rows4 < rows9)
 
 
+def test_batched_calls_give_the_accuracies_of_one_entry_per_call(evaluator, monkeypatch):
+  """Kernels that batch a vmapped call's entries (xla, pallas) share calls of up to VMAP_IMAGES
+  images, the last call padded with its last entry; the numba host callbacks, which run a call's
+  entries one after another anyway, get one entry per call. Both give the same accuracies per
+  seed (the numba kernels stand in for a batching backend here: they compile in seconds)."""
+  from rramjax.hardware import planned  # pylint: disable=g-import-not-at-top
+  from rramjax.sweep import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  assert planned.vmaps_sequentially("numba") and not planned.vmaps_sequentially("xla")
+  points = _points(evaluator, "hardware.adc_bits=4,5,6", "hardware.read_noise_lsb=0,0.5")
+  setups = [evaluator.setup(p.config) for p in points]
+  runs = {}
+  for batching in (False, True):  # 9 entries: 9 calls of 1; then 5 calls of 2 (one padded)
+    monkeypatch.setattr(evaluate_lib.planned, "vmaps_sequentially", lambda backend, b=batching: not b)
+    monkeypatch.setattr(evaluate_lib, "VMAP_IMAGES", 2 * 32)
+    runs[batching] = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds=2)
+                      for i in idx}
+  assert sorted(runs[False]) == list(range(6)) and runs[True] == runs[False]
+  assert [len(runs[False][i]) for i in range(6)] == [1, 2, 1, 2, 1, 2]
+
+
 def test_equal_points_are_evaluated_once_and_cost_only_keys_share_the_accuracy(evaluator):
   points = _points(evaluator, "hardware.adc_bits=5", "mapper.adc_energy_per_bit_factor=1.5,2.0",
                    "hardware.e_ou_pj=4.8,2.4")

@@ -386,6 +386,13 @@ def needs_one_device(backend: str | None) -> bool:
   return (backend or default_backend()) == "numba" and jax.default_backend() == "cpu"
 
 
+def vmaps_sequentially(backend: str | None) -> bool:
+  """Whether a vmapped call of `backend`'s kernels (None: `default_backend()`) runs its entries one
+  after another: the numba kernels are host callbacks (`vmap_method='sequential'`), so batching
+  entries into one call saves no work and only holds all their activations at once."""
+  return (backend or default_backend()) == "numba"
+
+
 def _check_callbacks_on_mesh(backend: str) -> None:
   """`needs_one_device` raised before tracing, instead of a hang."""
   if needs_one_device(backend):

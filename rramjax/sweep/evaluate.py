@@ -8,7 +8,9 @@ How points share work (docs/MODEL.md section 7):
   * inside a group, a point's ADC top code `2^adc_bits - 1`, its per-layer ADC full scale, its
     read-noise level and its activation clipping levels are arrays (`hw_state` entries the planned
     crossbar takes traced): the group's points, times their noise seeds, run through one
-    `jax.vmap`ped evaluation, at most `VMAP_IMAGES` test images per call;
+    `jax.vmap`ped evaluation, at most `VMAP_IMAGES` test images per call; with the numba kernels,
+    which run a call's entries one after another anyway (`planned.vmaps_sequentially`), one entry
+    per call (batching them only held more memory: ~10% slower on a CPU, docs/BENCHMARKS.md);
   * the calibration (activation clipping levels, and the 'calibrated' ADC full scale: a percentile
     of the noiseless sums of the point's OUs over the run's calibration images) runs once per group
     and calibration setting, from the model's weights.
@@ -29,6 +31,7 @@ import numpy as np
 
 from rramjax.config import Config
 from rramjax.errors import CheckpointError
+from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.train import hardware_glue
 from rramjax.train.checkpoint import Checkpointer
@@ -254,6 +257,7 @@ class SweepEvaluator:
                        first.config.crossbar.backend)
     limit = first.config.crossbar.eval_limit
     batch = min(self.config.train.eval_batch_size, limit or self.config.train.eval_batch_size)
+    sequential = first.traced and planned.vmaps_sequentially(first.config.crossbar.backend)
     by_scale = {}
     for u, (values, _, _) in enumerate(owners):
       by_scale.setdefault(values["act_scale"].tobytes(), []).append(u)
@@ -263,7 +267,8 @@ class SweepEvaluator:
       count = {u: len(keys) if owners[u][1] else 1 for u in members}
       entries = [(u, seed) for u in members for seed in range(count[u])]
       results, next_done = {u: [] for u in members}, 0
-      for chunk in _chunks(entries, max(1, VMAP_IMAGES // batch)):
+      cap = 1 if sequential else max(1, VMAP_IMAGES // batch)
+      for chunk in _chunks(entries, cap):
         values = {k: np.stack([owners[u][0][k] for u, _ in chunk])
                   for k in owners[members[0]][0] if k != "act_scale"}
         step = functools.partial(_bound, fn, values)
