@@ -11,6 +11,10 @@ In one process, after a warm-up (data, checkpoint, the ideal evaluation, the num
               loops over hardware configs does.
 Both include compilation and calibration; per-seed accuracies must agree exactly. Prints the time
 per point of each and their ratio.
+
+With --chunking instead: the vectorised evaluation with one entry (point x seed) per vmapped call
+(what the numba kernels get, `planned.vmaps_sequentially`) against calls of up to
+`VMAP_IMAGES` images, in the order A B B A after a warm-up of both; per-seed accuracies must agree.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def main(argv=None):
   parser.add_argument("run_dir")
   parser.add_argument("--grid", action="append", required=True)
   parser.add_argument("--seeds", type=int, default=2)
+  parser.add_argument("--chunking", action="store_true",
+                      help="time one entry per call against batched calls instead")
   args = parser.parse_args(argv)
   config = read_run_config(args.run_dir)
   points = expand(parse_grid(args.grid), config)
@@ -39,6 +45,9 @@ def main(argv=None):
   evaluator.calibrated_state(warm)
   evaluator._calibrations.clear()  # pylint: disable=protected-access
   evaluate_lib._vmapped_eval.cache_clear()  # pylint: disable=protected-access
+
+  if args.chunking:
+    return _chunking(evaluator, points, args.seeds)
 
   start = time.perf_counter()
   setups = [evaluator.setup(p.config) for p in points]
@@ -62,6 +71,34 @@ def main(argv=None):
   print(f"one by one: {t_one:.1f} s ({t_one / n:.2f} s per point)")
   print(f"ratio: {t_one / t_vec:.2f}x less time per point vectorised; per-seed accuracies "
         + ("equal" if not mismatch else f"DIFFER at {mismatch}"))
+
+
+def _chunking(evaluator, points, seeds):
+  setups = [evaluator.setup(p.config) for p in points]
+  shipped = evaluate_lib.planned.vmaps_sequentially
+
+  def run(batched):
+    evaluate_lib.planned.vmaps_sequentially = (lambda backend: False) if batched else shipped
+    try:
+      start = time.perf_counter()
+      result = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds)
+                for i in idx}
+      return time.perf_counter() - start, result
+    finally:
+      evaluate_lib.planned.vmaps_sequentially = shipped
+
+  for batched in (True, False):  # warm-up: both call sizes compiled
+    evaluate_lib.planned.vmaps_sequentially = (lambda backend: False) if batched else shipped
+    list(evaluator.evaluate(setups[:2], seeds))
+  evaluate_lib.planned.vmaps_sequentially = shipped
+  times, results = {True: [], False: []}, {}
+  for batched in (True, False, False, True):
+    seconds, results[batched] = run(batched)
+    times[batched].append(seconds)
+    print(f"{'batched calls' if batched else 'one entry per call'}: {seconds:.1f} s", flush=True)
+  print(f"{len(points)} points; batched {sum(times[True]) / 2:.1f} s, one entry per call "
+        f"{sum(times[False]) / 2:.1f} s (mean of 2); per-seed accuracies "
+        + ("equal" if results[True] == results[False] else "DIFFER"))
 
 
 if __name__ == "__main__":

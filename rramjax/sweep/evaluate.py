@@ -10,7 +10,7 @@ How points share work (docs/MODEL.md section 7):
     crossbar takes traced): the group's points, times their noise seeds, run through one
     `jax.vmap`ped evaluation, at most `VMAP_IMAGES` test images per call; with the numba kernels,
     which run a call's entries one after another anyway (`planned.vmaps_sequentially`), one entry
-    per call (batching them only held more memory: ~10% slower on a CPU, docs/BENCHMARKS.md);
+    per call (batching them held twice the memory for the same time, docs/BENCHMARKS.md);
   * the calibration (activation clipping levels, and the 'calibrated' ADC full scale: a percentile
     of the noiseless sums of the point's OUs over the run's calibration images) runs once per group
     and calibration setting, from the model's weights.
