@@ -20,6 +20,7 @@ With --chunking instead: the vectorised evaluation with one entry (point x seed)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 from rramjax.mapper.cli import read_run_config
@@ -77,23 +78,25 @@ def _chunking(evaluator, points, seeds):
   setups = [evaluator.setup(p.config) for p in points]
   shipped = evaluate_lib.planned.vmaps_sequentially
 
-  def run(batched):
+  @contextlib.contextmanager
+  def calls(batched):
+    """Batched calls of up to VMAP_IMAGES images, or the numba kernels' one entry per call."""
     evaluate_lib.planned.vmaps_sequentially = (lambda backend: False) if batched else shipped
     try:
-      start = time.perf_counter()
-      result = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds)
-                for i in idx}
-      return time.perf_counter() - start, result
+      yield
     finally:
       evaluate_lib.planned.vmaps_sequentially = shipped
 
   for batched in (True, False):  # warm-up: both call sizes compiled
-    evaluate_lib.planned.vmaps_sequentially = (lambda backend: False) if batched else shipped
-    list(evaluator.evaluate(setups[:2], seeds))
-  evaluate_lib.planned.vmaps_sequentially = shipped
+    with calls(batched):
+      list(evaluator.evaluate(setups[:2], seeds))
   times, results = {True: [], False: []}, {}
   for batched in (True, False, False, True):
-    seconds, results[batched] = run(batched)
+    with calls(batched):
+      start = time.perf_counter()
+      results[batched] = {i: r["ou_accuracy_per_seed"]
+                          for idx, r in evaluator.evaluate(setups, seeds) for i in idx}
+      seconds = time.perf_counter() - start
     times[batched].append(seconds)
     print(f"{'batched calls' if batched else 'one entry per call'}: {seconds:.1f} s", flush=True)
   print(f"{len(points)} points; batched {sum(times[True]) / 2:.1f} s, one entry per call "
