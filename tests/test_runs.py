@@ -268,8 +268,10 @@ def test_a_signal_during_a_checkpoint_write_ends_cleanly(tmp_path, signum, statu
   """The signal lands while orbax writes the first checkpoint: the write completes, orbax's
   threads stop, and the process exits promptly with 128 + the signal (no segfault, no hang)."""
   workdir = tmp_path / "run"
+  # Epochs enough that the run cannot end between the first checkpoint and the signal, even when
+  # this process is descheduled for seconds on a loaded machine (it exited 0 once in the suite).
   cmd = [sys.executable, "-m", "rramjax", "run", SMOKE_SPEC, "--workdir", str(workdir),
-         "--no-progress", *set_args(DENSE)]
+         "--no-progress", *set_args((*DENSE, "train.pretrain_epochs=40"))]
   with open(tmp_path / "out.log", "w") as log, open(tmp_path / "err.log", "w") as errors:
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=errors)
     deadline = time.monotonic() + 300

@@ -202,18 +202,35 @@ def _grid_backward(spec: Spec, backward, x_codes, cellmat, lsb, seeds, noise, ma
   return gx, gcell, g_lsb
 
 
-def _xla_sums(spec: Spec, x, cellmat, seeds, noise):
-  """Analog sums `(S, T, C, G)` of every tile column (plain jax.numpy; memory ~ S*T*R*G)."""
-  from rramjax.hardware.faults import fast_normal_counter  # pylint: disable=g-import-not-at-top
+def _xla_rows(spec: Spec, x):
+  """`(S, T, R, G)`: the input of tile row `(t, r)` at every grid position, a window of `G`
+  positions of its channel. Gathered by the `T*R` window starts: a `(T, R, G)` index array would be
+  a constant that XLA folds, for minutes, into each compiled step."""
   grid = spec.grid
-  index = grid.lead + spec.roff[..., None] + np.arange(grid.size)        # (T, R, G)
-  rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
-  sums = jnp.einsum("strg,trc->stcg", rows, cellmat)
-  s, t, c, g = sums.shape
-  counter = ((np.arange(t)[:, None] * c + np.arange(c)) * s)[None, :, :, None] \
-      + np.arange(s)[:, None, None, None]
-  counter = (counter.astype(np.uint64) * g + np.arange(g)).astype(np.uint32)
-  return sums + noise * fast_normal_counter(seeds, jnp.asarray(counter))
+  t, r = spec.rc.shape
+  starts = jnp.asarray(np.stack([spec.rc, grid.lead + spec.roff], -1).reshape(t * r, 2), jnp.int32)
+  window = lambda start: jax.lax.dynamic_slice(x, (0, start[0], start[1]),
+                                               (x.shape[0], 1, grid.size))[:, 0]
+  return jnp.moveaxis(jax.vmap(window)(starts), 0, 1).reshape(x.shape[0], t, r, grid.size)
+
+
+def _noise_counters(shape) -> jax.Array:
+  """uint32 read-noise counters `((t*C + q)*S + s)*G + position` of sums `(S, T, C, G)` (modulo
+  2^32), computed in the step (iotas behind a barrier, which XLA does not fold into a constant)."""
+  s, t, c, g = shape
+  iota = lambda d: jax.lax.broadcasted_iota(jnp.uint32, shape, d)
+  index = jax.lax.optimization_barrier(tuple(iota(d) for d in range(4)))
+  return ((index[1] * np.uint32(c) + index[2]) * np.uint32(s) + index[0]) * np.uint32(g) + index[3]
+
+
+def _xla_sums(spec: Spec, x, cellmat, seeds, noise):
+  """Analog sums `(S, T, C, G)` of every tile column (plain jax.numpy; memory ~ S*T*R*G); read
+  noise unless `noise` is the number 0."""
+  from rramjax.hardware.faults import fast_normal_counter  # pylint: disable=g-import-not-at-top
+  sums = jnp.einsum("strg,trc->stcg", _xla_rows(spec, x), cellmat)
+  if isinstance(noise, (int, float)) and noise == 0:
+    return sums
+  return sums + noise * fast_normal_counter(seeds, _noise_counters(sums.shape))
 
 
 def _columns_valid(spec: Spec) -> np.ndarray:
@@ -232,12 +249,9 @@ def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code, g):
   code = adc_code(_xla_sums(spec, x, cellmat, seeds, noise), lsb)
   place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
   gs, g_lsb = adc_vjp(code, max_code, g[spec.cf][None] * place)          # (S, T, C, G)
-  grid = spec.grid
-  index = grid.lead + spec.roff[..., None] + np.arange(grid.size)
-  rows = x[:, spec.rc[..., None], index]                                  # (S, T, R, G)
+  rows, scatter = jax.vjp(functools.partial(_xla_rows, spec), x)          # (S, T, R, G)
   gcell = jnp.einsum("stcg,strg->trc", gs, rows)
-  g_rows = jnp.einsum("stcg,trc->strg", gs, cellmat)
-  gx = jnp.zeros_like(x).at[:, spec.rc[..., None], index].add(g_rows)
+  (gx,) = scatter(jnp.einsum("stcg,trc->strg", gs, cellmat))
   return gx, gcell, g_lsb
 
 
@@ -457,7 +471,8 @@ def planned_histogram(x_codes, cells, plan: OuPlan, hw: HardwareConfig,
   grid = spec.grid
   position = np.arange(grid.size)
   image = ((position // grid.row) % (grid.h + 1) < grid.h) & (position % grid.row < grid.w)
-  weight = (_columns_valid(spec)[None, :, :, None] & image).astype(np.int32)
-  weight = np.broadcast_to(weight, sums.shape)
-  return jnp.bincount(jnp.clip(sums, 0, bins - 1).astype(jnp.int32).ravel(),
-                      jnp.asarray(weight).ravel(), length=bins)
+  # Behind a barrier: XLA would fold the (S, T, C, G) weights into a constant of that size.
+  valid, image = jax.lax.optimization_barrier((jnp.asarray(_columns_valid(spec)), jnp.asarray(image)))
+  weight = jnp.broadcast_to(valid[None, :, :, None] & image, sums.shape).astype(jnp.int32)
+  return jnp.bincount(jnp.clip(sums, 0, bins - 1).astype(jnp.int32).ravel(), weight.ravel(),
+                      length=bins)
