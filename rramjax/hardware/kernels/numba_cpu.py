@@ -56,6 +56,15 @@ def _mul32(typingctx, a, b):  # pylint: disable=unused-argument
 
 
 @intrinsic
+def _add32(typingctx, a, b):  # pylint: disable=unused-argument
+  """`a + b` modulo 2^32 (uint32): a noise counter in 32-bit lanes (numba widens it to 64 bits,
+  which the vectorised loop then packs back, four lanes at a time)."""
+  def codegen(context, builder, signature, args):  # pylint: disable=unused-argument
+    return builder.add(args[0], args[1])
+  return types.uint32(types.uint32, types.uint32), codegen
+
+
+@intrinsic
 def _xorshift32(typingctx, a, shift):  # pylint: disable=unused-argument
   """`a ^ (a >> shift)` (uint32)."""
   def codegen(context, builder, signature, args):  # pylint: disable=unused-argument
@@ -73,12 +82,20 @@ def _fmix32(h):
 
 @numba.njit(cache=True, inline="always")
 def _normal(counter, seed0, seed1):
-  """`fast_normal`'s sample of one uint64 counter (wrapped to 32 bits)."""
-  i = _mul32(np.uint32(counter & np.uint64(0xFFFFFFFF)), np.uint32(0x9E3779B9))
+  """`fast_normal`'s sample of one uint32 counter."""
+  i = _mul32(counter, np.uint32(0x9E3779B9))
   h = _fmix32(np.uint32(_fmix32(np.uint32(i ^ seed0)) ^ seed1))
   total = (h & np.uint32(255)) + ((h >> np.uint32(8)) & np.uint32(255)) + \
       ((h >> np.uint32(16)) & np.uint32(255)) + (h >> np.uint32(24))
   return (np.float32(np.int32(total)) - np.float32(510.0)) * _INV_STD
+
+
+@numba.njit(cache=True, inline="always")
+def _counter(t, columns, q, num_slices, s, grid, start):
+  """The read-noise counter of a column's first position, `((t*C + q)*S + s)*grid + start`,
+  modulo 2^32 (as `fast_normal_counter` wraps it)."""
+  first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
+  return np.uint32(first & np.uint64(0xFFFFFFFF))
 
 
 # LLVM vectorises a loop over positions only while it checks few pointers for overlap at run
@@ -103,7 +120,7 @@ def _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, first
   half, zero = np.float32(0.5), np.float32(0.0)
   for p in range(length):
     total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
-    total += noise * _normal(first + np.uint64(p), seed0, seed1)
+    total += noise * _normal(_add32(first, np.uint32(p)), seed0, seed1)
     code = min(max(np.floor(total / lsb + half), zero), max_code)
     out[p] += np.int32(code) * place
 
@@ -137,7 +154,7 @@ def _sums4(acc, r0, r1, r2, r3, w, i, length, first):
 @numba.njit(cache=True)
 def _add_noise(acc, first, seed0, seed1, noise, length):
   for p in range(length):
-    acc[p] += noise * _normal(first + np.uint64(p), seed0, seed1)
+    acc[p] += noise * _normal(_add32(first, np.uint32(p)), seed0, seed1)
 
 
 @numba.njit(cache=True)
@@ -210,8 +227,8 @@ def _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noi
            _row(x, zero, rc, roff, t, b + 2, rows, s, o, length),
            _row(x, zero, rc, roff, t, b + 3, rows, s, o, length), w, b, length, b == 0)
   if noise != 0:
-    first = np.uint64((t * columns + q) * x.shape[0] + s) * np.uint64(grid) + np.uint64(start)
-    _add_noise(acc, first, seeds[0], seeds[1], noise, length)
+    _add_noise(acc, _counter(t, columns, q, x.shape[0], s, grid, start), seeds[0], seeds[1], noise,
+               length)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -252,8 +269,8 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
           if noise == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
             _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb, max_code, pl, length)
           elif rows <= 4:  # the same with read noise (counter as in `_column_sums`)
-            first = np.uint64((t * columns + q) * num_slices + s) * np.uint64(grid) + np.uint64(start)
-            _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, pl, length, first, seeds[0],
+            _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, pl, length,
+                             _counter(t, columns, q, num_slices, s, grid, start), seeds[0],
                              seeds[1], noise)
           else:
             _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise,
@@ -325,18 +342,30 @@ def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code
 # Layout: NHWC codes <-> the padded grid, in parallel over images ---------------------------------
 @numba.njit(parallel=True, cache=True)
 def _slice_grid(codes, slices, dac_bits, lead, row, size):
-  """DAC slices `(S, Cin, size + 2*lead)` float32 of NHWC integer codes on the padded grid."""
+  """DAC slices `(S, Cin, size + 2*lead)` float32 of NHWC integer codes on the padded grid (each
+  image's rows written one contiguous run at a time, zeros at the padding)."""
   n, h, w, cin = codes.shape
-  out = np.zeros((slices, cin, size + 2 * lead), np.float32)
+  out = np.empty((slices, cin, size + 2 * lead), np.float32)
   top = (1 << dac_bits) - 1
+  zero = np.float32(0.0)
   for b in numba.prange(n):
-    for i in range(h):
-      base = lead + (b * (h + 1) + i) * row
-      for j in range(w):
-        for c in range(cin):
-          v = np.int64(codes[b, i, j, c])
-          for s in range(slices):
-            out[s, c, base + j] = np.float32((v >> (s * dac_bits)) & top)
+    for c in range(cin):
+      for s in range(slices):
+        shift = s * dac_bits
+        for i in range(h):
+          base = lead + (b * (h + 1) + i) * row
+          for j in range(w):
+            out[s, c, base + j] = np.float32((np.int64(codes[b, i, j, c]) >> shift) & top)
+          for j in range(w, row):
+            out[s, c, base + j] = zero
+        base = lead + (b * (h + 1) + h) * row
+        for j in range(row):
+          out[s, c, base + j] = zero
+  for s in range(slices):
+    for c in range(cin):
+      for p in range(lead):
+        out[s, c, p] = zero
+        out[s, c, lead + size + p] = zero
   return out
 
 
