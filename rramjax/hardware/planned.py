@@ -223,11 +223,12 @@ def _noise_counters(shape) -> jax.Array:
   return ((index[1] * np.uint32(c) + index[2]) * np.uint32(s) + index[0]) * np.uint32(g) + index[3]
 
 
-def _xla_sums(spec: Spec, x, cellmat, seeds, noise):
+def _xla_sums(spec: Spec, x, cellmat, seeds, noise, rows=None):
   """Analog sums `(S, T, C, G)` of every tile column (plain jax.numpy; memory ~ S*T*R*G); read
-  noise unless `noise` is the number 0."""
+  noise unless `noise` is the number 0. `rows`: `_xla_rows(spec, x)` when the caller has it."""
   from rramjax.hardware.faults import fast_normal_counter  # pylint: disable=g-import-not-at-top
-  sums = jnp.einsum("strg,trc->stcg", _xla_rows(spec, x), cellmat)
+  rows = _xla_rows(spec, x) if rows is None else rows
+  sums = jnp.einsum("strg,trc->stcg", rows, cellmat)
   if isinstance(noise, (int, float)) and noise == 0:
     return sums
   return sums + noise * fast_normal_counter(seeds, _noise_counters(sums.shape))
@@ -246,10 +247,10 @@ def _xla_grid_forward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code):
 
 
 def _xla_grid_backward(spec: Spec, x, cellmat, lsb, seeds, noise, max_code, g):
-  code = adc_code(_xla_sums(spec, x, cellmat, seeds, noise), lsb)
+  rows, scatter = jax.vjp(functools.partial(_xla_rows, spec), x)          # (S, T, R, G)
+  code = adc_code(_xla_sums(spec, x, cellmat, seeds, noise, rows), lsb)
   place = jnp.asarray(spec.place[:, spec.cj] * _columns_valid(spec), jnp.float32)[..., None]
   gs, g_lsb = adc_vjp(code, max_code, g[spec.cf][None] * place)          # (S, T, C, G)
-  rows, scatter = jax.vjp(functools.partial(_xla_rows, spec), x)          # (S, T, R, G)
   gcell = jnp.einsum("stcg,strg->trc", gs, rows)
   (gx,) = scatter(jnp.einsum("stcg,trc->strg", gs, cellmat))
   return gx, gcell, g_lsb
