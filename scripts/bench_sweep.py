@@ -13,8 +13,9 @@ Both include compilation and calibration; per-seed accuracies must agree exactly
 per point of each and their ratio.
 
 With --chunking instead: the vectorised evaluation with one entry (point x seed) per vmapped call
-(what the numba kernels get, `planned.vmaps_sequentially`) against calls of up to
-`VMAP_IMAGES` images, in the order A B B A after a warm-up of both; per-seed accuracies must agree.
+against calls of up to `VMAP_IMAGES` images (what `rramjax sweep` makes: with the numba kernels a
+call's entries of one seed share their read-noise draws), in the order A B B A after a warm-up of
+both; per-seed accuracies must agree.
 """
 
 from __future__ import annotations
@@ -76,16 +77,16 @@ def main(argv=None):
 
 def _chunking(evaluator, points, seeds):
   setups = [evaluator.setup(p.config) for p in points]
-  shipped = evaluate_lib.planned.vmaps_sequentially
+  shipped = evaluate_lib.VMAP_IMAGES
 
   @contextlib.contextmanager
   def calls(batched):
-    """Batched calls of up to VMAP_IMAGES images, or the numba kernels' one entry per call."""
-    evaluate_lib.planned.vmaps_sequentially = (lambda backend: False) if batched else shipped
+    """Calls of up to VMAP_IMAGES images, or of one entry each."""
+    evaluate_lib.VMAP_IMAGES = shipped if batched else 1
     try:
       yield
     finally:
-      evaluate_lib.planned.vmaps_sequentially = shipped
+      evaluate_lib.VMAP_IMAGES = shipped
 
   for batched in (True, False):  # warm-up: both call sizes compiled
     with calls(batched):

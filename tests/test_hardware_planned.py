@@ -137,6 +137,33 @@ def test_read_noise_law_matches_reference(backend):
   np.testing.assert_allclose(np.asarray(again - clean), np.asarray(planned[0]), atol=0.05)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scheme", ["pattern", "packed"])
+def test_vmapped_entries_equal_one_call_each(backend, scheme):
+  """A vmapped call over ADC top codes, noise levels, keys (some shared: the numba kernel then
+  shares their draws) and inputs gives each entry's own call bit for bit, with and without noise."""
+  hw = HardwareConfig(read_noise_lsb=0.5, adc_full_scale="calibrated")
+  x, wc, mask = _problem(13, hw, n=2, h=5, w=6, cin=5, cout=7, keep=0.8)
+  m, plan = jnp.asarray(mask, jnp.float32), make_ou_plan(mask, hw, scheme=scheme)
+  keys = jax.random.split(jax.random.key(1), 2)
+  entries = [(255, 0.5, 0), (15, 0.5, 0), (63, 0.0, 0), (15, 1.0, 1), (31, 0.25, 0), (127, 1.0, 1)]
+  top = jnp.asarray([e[0] for e in entries], jnp.float32)
+  noise = jnp.asarray([e[1] for e in entries], jnp.float32)
+  key = jnp.stack([keys[e[2]] for e in entries])
+  xs = jnp.stack([x + b % 2 for b in range(len(entries))])  # the inputs differ too
+
+  def one(x, top, noise, key):
+    return crossbar_conv(x, wc, m, hw, full_scale=jnp.float32(300.0), key=key, plan=plan,
+                         backend=backend, max_code=top, noise_lsb=noise)
+
+  batched = jax.jit(jax.vmap(one))(xs, top, noise, key)
+  single = jax.jit(one)
+  for b in range(len(entries)):
+    np.testing.assert_array_equal(np.asarray(batched[b]),
+                                  np.asarray(single(xs[b], top[b], noise[b], key[b])))
+  assert not np.array_equal(np.asarray(batched[0]), np.asarray(batched[4]))  # noise levels differ
+
+
 def test_noisy_backends_draw_the_same_noise():
   hw = HardwareConfig(read_noise_lsb=1.0)
   x, wc, mask = _problem(5, hw)

@@ -143,23 +143,30 @@ def test_one_vectorised_group_equals_the_points_evaluated_one_by_one(evaluator):
 
 
 def test_batched_calls_give_the_accuracies_of_one_entry_per_call(evaluator, monkeypatch):
-  """Kernels that batch a vmapped call's entries (xla, pallas) share calls of up to VMAP_IMAGES
-  images, the last call padded with its last entry; the numba host callbacks, which run a call's
-  entries one after another anyway, get one entry per call. Both give the same accuracies per
-  seed (the numba kernels stand in for a batching backend here: they compile in seconds)."""
-  from rramjax.hardware import planned  # pylint: disable=g-import-not-at-top
+  """Calls of up to VMAP_IMAGES images (the last padded with its last entry; with the numba
+  kernels a call's entries of one seed share their read-noise draws) give the accuracies per seed
+  of one entry per call."""
   from rramjax.sweep import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
-  assert planned.vmaps_sequentially("numba") and not planned.vmaps_sequentially("xla")
   points = _points(evaluator, "hardware.adc_bits=4,5,6", "hardware.read_noise_lsb=0,0.5")
   setups = [evaluator.setup(p.config) for p in points]
   runs = {}
-  for batching in (False, True):  # 9 entries: 9 calls of 1; then 5 calls of 2 (one padded)
-    monkeypatch.setattr(evaluate_lib.planned, "vmaps_sequentially", lambda backend, b=batching: not b)
-    monkeypatch.setattr(evaluate_lib, "VMAP_IMAGES", 2 * 32)
-    runs[batching] = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds=2)
-                      for i in idx}
-  assert sorted(runs[False]) == list(range(6)) and runs[True] == runs[False]
-  assert [len(runs[False][i]) for i in range(6)] == [1, 2, 1, 2, 1, 2]
+  for images in (1, 3 * 32):  # 9 entries: 9 calls of 1; then 3 calls of 3
+    monkeypatch.setattr(evaluate_lib, "VMAP_IMAGES", images)
+    runs[images] = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds=2)
+                    for i in idx}
+  assert sorted(runs[1]) == list(range(6)) and runs[96] == runs[1]
+  assert [len(runs[1][i]) for i in range(6)] == [1, 2, 1, 2, 1, 2]
+
+
+def test_entry_order_puts_one_seed_of_a_block_of_points_in_a_call():
+  from rramjax.sweep.evaluate import _chunks, _entry_order  # pylint: disable=g-import-not-at-top
+  count = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
+  entries = _entry_order(list(count), count, cap=2)
+  assert sorted(entries) == sorted((u, s) for u in count for s in range(count[u]))
+  assert entries[:4] == [(0, 0), (1, 0), (2, 0), (3, 0)]
+  calls = _chunks(entries, 2)
+  assert [sorted({s for _, s in call}) for call in calls] == [[0], [0], [1]] + [[0], [1]] * 2
+  assert [sorted(u for u, _ in call) for call in calls[1:3]] == [[2, 3], [2, 3]]
 
 
 def test_equal_points_are_evaluated_once_and_cost_only_keys_share_the_accuracy(evaluator):

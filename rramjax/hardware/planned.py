@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -158,13 +159,30 @@ def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
 
   def run(*args):
     x_codes, cellmat, lsb, seeds, noise, max_code = _host(args)
+    # Under vmap ('expand_dims') every argument comes with the batch's leading axes (length 1
+    # where unbatched): the entries go through one kernel call, sharing read-noise draws.
+    batch = np.broadcast_shapes(x_codes.shape[:-4], cellmat.shape[:-3], lsb.shape,
+                                seeds.shape[:-1], noise.shape, max_code.shape)
+
+    def flat(a, tail):
+      return np.broadcast_to(a, batch + a.shape[a.ndim - tail:]).reshape(-1, *a.shape[a.ndim - tail:])
+
+    codes, lsb, seeds, noise, max_code = (flat(x_codes, 4), flat(lsb, 0), flat(seeds, 1),
+                                          flat(noise, 0), flat(max_code, 0))
     with numba_cpu.LOCK:
-      return numba_cpu.forward_nhwc(x_codes, cellmat, spec, np.float32(lsb),
-                                    seeds.astype(np.uint32), np.float32(noise), np.float32(max_code))
+      if math.prod(cellmat.shape[:-3]) == 1:  # one set of cells (the usual vmap: hardware values, seeds)
+        out = numba_cpu.forward_nhwc(codes, cellmat.reshape(cellmat.shape[-3:]), spec, lsb, seeds,
+                                     noise, max_code)
+      else:
+        cells = flat(cellmat, 3)
+        out = np.concatenate([numba_cpu.forward_nhwc(codes[b:b + 1], cells[b], spec, lsb[b:b + 1],
+                                                     seeds[b:b + 1], noise[b:b + 1],
+                                                     max_code[b:b + 1]) for b in range(len(codes))])
+    return out.reshape(batch + out.shape[1:])
 
   out = jax.ShapeDtypeStruct((*x_codes.shape[:3], spec.cout), jnp.float32)
   return jax.pure_callback(run, out, x_codes.astype(_code_dtype(spec)), cellmat, lsb, seeds, noise,
-                           max_code, vmap_method="sequential")
+                           max_code, vmap_method="expand_dims")
 
 
 def _numba_backward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code, g):
@@ -399,13 +417,6 @@ def needs_one_device(backend: str | None) -> bool:
   0, so on a mesh of several CPU devices a callback of one device waits for another that waits
   for it in a collective (a deadlock)."""
   return (backend or default_backend()) == "numba" and jax.default_backend() == "cpu"
-
-
-def vmaps_sequentially(backend: str | None) -> bool:
-  """Whether a vmapped call of `backend`'s kernels (None: `default_backend()`) runs its entries one
-  after another: the numba kernels are host callbacks (`vmap_method='sequential'`), so batching
-  entries into one call saves no work and only holds all their activations at once."""
-  return (backend or default_backend()) == "numba"
 
 
 def _check_callbacks_on_mesh(backend: str) -> None:

@@ -128,6 +128,18 @@ def _vmapped_eval(graphdef, hw: HardwareConfig, plans, backend):
   return jax.jit(jax.vmap(one, in_axes=(None, None, None, None, 0, 0)))
 
 
+def _entry_order(members: list, count: dict, cap: int) -> list[tuple]:
+  """The `(point, seed)` entries of `members` in call order: points in blocks of `cap`, each block
+  seed by seed, so that a call's entries mostly share one seed (the numba kernels then draw each
+  read-noise value once for all of them) and a block's points finish together."""
+  entries = []
+  for i in range(0, len(members), cap):
+    block = members[i:i + cap]
+    entries += [(u, seed) for seed in range(max(count[u] for u in block)) for u in block
+                if seed < count[u]]
+  return entries
+
+
 def _chunks(entries: list, cap: int) -> list[list]:
   """`entries` in calls of at most `cap`, all of one size (the last padded with its last entry):
   one compilation per group."""
@@ -257,17 +269,17 @@ class SweepEvaluator:
                        first.config.crossbar.backend)
     limit = first.config.crossbar.eval_limit
     batch = min(self.config.train.eval_batch_size, limit or self.config.train.eval_batch_size)
-    sequential = first.traced and planned.vmaps_sequentially(first.config.crossbar.backend)
     by_scale = {}
     for u, (values, _, _) in enumerate(owners):
       by_scale.setdefault(values["act_scale"].tobytes(), []).append(u)
+    cap = max(1, VMAP_IMAGES // batch)
     for members in by_scale.values():
       act_scale = jnp.asarray(owners[members[0]][0]["act_scale"])
       call_state = {**base, "hw_state": {**base["hw_state"], "act_scale": act_scale}}
       count = {u: len(keys) if owners[u][1] else 1 for u in members}
-      entries = [(u, seed) for u in members for seed in range(count[u])]
+      members = sorted(members, key=lambda u: count[u])  # noise-free points first
+      entries = _entry_order(members, count, cap)
       results, next_done = {u: [] for u in members}, 0
-      cap = 1 if sequential else max(1, VMAP_IMAGES // batch)
       for chunk in _chunks(entries, cap):
         values = {k: np.stack([owners[u][0][k] for u, _ in chunk])
                   for k in owners[members[0]][0] if k != "act_scale"}

@@ -16,8 +16,10 @@ Arithmetic (bit-exact with `rramjax.hardware.crossbar`): slices, cells and sums 
 in float32 (exact in any summation order); the ADC code is `floor(sum / lsb + 0.5)` in float32,
 clipped to `[0, max_code]`; codes times their `2^(s*dac_bits + j*cell_bits)` place weight are summed
 in int32. Read noise is `fast_normal`'s law (a counter hash, Irwin-Hall of four bytes) drawn per
-(tile, column, slice, position). Gradient sums may be reassociated (vectorised); nothing that decides
-a code may (no reciprocal for the division, no contraction).
+(tile, column, slice, position), the same for every entry of a batch that has the same seeds (a
+sweep's points): the forward kernel draws such values once for all of them. Gradient sums may be
+reassociated (vectorised); nothing that decides a code may (no reciprocal for the division, no
+contraction).
 """
 
 from __future__ import annotations
@@ -125,6 +127,18 @@ def _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, first
     out[p] += np.int32(code) * place
 
 
+@numba.njit(cache=True)
+def _sums4_draws_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, z, noise):
+  """`_sums4_noise_adc` with the draws made beforehand (`_draw`): the same codes."""
+  w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+  half, zero = np.float32(0.5), np.float32(0.0)
+  for p in range(length):
+    total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
+    total += noise * z[p]
+    code = min(max(np.floor(total / lsb + half), zero), max_code)
+    out[p] += np.int32(code) * place
+
+
 @numba.njit(cache=True, fastmath=_REDUCE)
 def _sums4_ste(r0, r1, r2, r3, w, g, gs, lsb, max_code, place, length):
   """Noiseless fused `_ste_grads` of a column of <= 4 rows (the sums recomputed in registers)."""
@@ -155,6 +169,20 @@ def _sums4(acc, r0, r1, r2, r3, w, i, length, first):
 def _add_noise(acc, first, seed0, seed1, noise, length):
   for p in range(length):
     acc[p] += noise * _normal(_add32(first, np.uint32(p)), seed0, seed1)
+
+
+@numba.njit(cache=True)
+def _draw(z, first, seed0, seed1, length):
+  """`z[p]` = the read-noise draw of counter `first + p` (shared by the entries of one seed)."""
+  for p in range(length):
+    z[p] = _normal(_add32(first, np.uint32(p)), seed0, seed1)
+
+
+@numba.njit(cache=True)
+def _add_draws(acc, z, noise, length):
+  """`_add_noise` with the draws made beforehand (`_draw`): the same values."""
+  for p in range(length):
+    acc[p] += noise * z[p]
 
 
 @numba.njit(cache=True)
@@ -232,24 +260,36 @@ def _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noi
 
 
 @numba.njit(parallel=True, cache=True)
-def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seeds, noise,
-               cout, lead, grid, chunk):
-  """Shift-and-added ADC codes `(cout, grid)` int32 of every OU column of a planned layer.
+def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seed_of, seeds,
+               noise, cout, lead, grid, chunk):
+  """Shift-and-added ADC codes `(B, cout, grid)` int32 of every OU column of a planned layer, for
+  `B` entries (e.g. the points of a sweep) with the same cells.
+
+  Entries that draw read noise with the same seeds draw the same values (the counters do not
+  depend on the entry): each column's draws are made once per chunk and shared by those entries,
+  the work that dominates a noisy evaluation. An entry whose seeds no other noisy entry shares
+  draws inside its fused column loop instead.
 
   Args:
-    x: `(S, Cin, grid + 2*lead)` float32 input slices on the padded grid.
+    x: `(B, S, Cin, grid + 2*lead)` float32 input slices on the padded grid.
     cellmat: `(T, R, C)` float32 cell levels of each tile (0 = no cell).
     rc, roff: `(T, R)` int64 input channel and grid offset of each tile row.
     nrows, ncols: `(T,)` rows and columns of each tile.
     cf, cj: `(T, C)` filter and weight column of each tile column.
     place: `(S, wc)` int32 shift-and-add weights `2^(s*dac_bits) * column weight`.
-    lsb, max_code: float32 ADC step and top code.
-    seeds: `(2,)` uint32 read-noise seeds; noise: float32 noise std in sum units (0 = off).
+    lsb, max_code: `(B,)` float32 ADC step and top code.
+    seed_of: `(B,)` int64 row of `seeds` of each entry; seeds: `(U, 2)` uint32 read-noise seeds.
+    noise: `(B,)` float32 noise std in sum units (0 = off).
     cout, lead, grid: filters, leading zeros, grid positions.
     chunk: positions per work item (`chunk_size`).
   """
-  num_slices, columns = x.shape[0], cellmat.shape[2]
-  y = np.zeros((cout, grid), np.int32)
+  entries, num_slices, columns = x.shape[0], x.shape[1], cellmat.shape[2]
+  sharers = np.zeros(seeds.shape[0], np.int64)  # noisy entries per seed row
+  for b in range(entries):
+    if noise[b] != 0:
+      sharers[seed_of[b]] += 1
+  shared = sharers > 1
+  y = np.zeros((entries, cout, grid), np.int32)
   chunks = (grid + chunk - 1) // chunk
   for k in numba.prange(chunks):
     start = k * chunk
@@ -257,25 +297,38 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
     o = lead + start
     acc = np.empty(chunk, np.float32)
     zero = np.zeros(chunk, np.float32)
+    draws = np.empty((seeds.shape[0], columns, chunk), np.float32)
     w = np.empty(-(-cellmat.shape[1] // 4) * 4, np.float32)
     for t in range(cellmat.shape[0]):
       rows = nrows[t]
       for s in range(num_slices):
-        r0, r1, r2, r3 = _first_rows(x, zero, rc, roff, t, rows, s, o, length)
-        for q in range(ncols[t]):
-          out = y[cf[t, q], start:start + length]
-          pl = place[s, cj[t, q]]
-          _weights(cellmat, w, t, q, rows)
-          if noise == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
-            _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb, max_code, pl, length)
-          elif rows <= 4:  # the same with read noise (counter as in `_column_sums`)
-            _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, pl, length,
-                             _counter(t, columns, q, num_slices, s, grid, start), seeds[0],
-                             seeds[1], noise)
-          else:
-            _column_sums(x, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds, noise,
-                         columns, grid, start)
-            _adc_add(acc, out, lsb, max_code, pl, length)
+        for u in range(seeds.shape[0]):
+          if shared[u]:
+            for q in range(ncols[t]):
+              _draw(draws[u, q], _counter(t, columns, q, num_slices, s, grid, start), seeds[u, 0],
+                    seeds[u, 1], length)
+        for b in range(entries):
+          xb, u, sigma = x[b], seed_of[b], noise[b]
+          r0, r1, r2, r3 = _first_rows(xb, zero, rc, roff, t, rows, s, o, length)
+          for q in range(ncols[t]):
+            out = y[b, cf[t, q], start:start + length]
+            pl = place[s, cj[t, q]]
+            _weights(cellmat, w, t, q, rows)
+            if sigma == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
+              _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb[b], max_code[b], pl, length)
+            elif rows <= 4 and shared[u]:
+              _sums4_draws_adc(r0, r1, r2, r3, w, out, lsb[b], max_code[b], pl, length,
+                               draws[u, q], sigma)
+            elif rows <= 4:  # read noise drawn in the loop (counter as in `_column_sums`)
+              _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb[b], max_code[b], pl, length,
+                               _counter(t, columns, q, num_slices, s, grid, start), seeds[u, 0],
+                               seeds[u, 1], sigma)
+            else:
+              _column_sums(xb, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds[u],
+                           np.float32(0.0) if shared[u] else sigma, columns, grid, start)
+              if sigma != 0 and shared[u]:
+                _add_draws(acc, draws[u, q], sigma, length)
+              _adc_add(acc, out, lsb[b], max_code[b], pl, length)
   return y
 
 
@@ -317,7 +370,8 @@ def _backward_chunk(k, x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, m
 @numba.njit(parallel=True, cache=True)
 def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code, seeds, noise,
                 lead, grid, chunk, g):
-  """Gradients of `ou_forward` (times lsb) for the output gradient `g` `(cout, grid)` float32.
+  """Gradients of one entry of `ou_forward` (times lsb) for the output gradient `g` `(cout, grid)`
+  float32 (one entry's `x`, `lsb`, `max_code`, `seeds (2,)` and `noise`).
 
   Straight-through: each OU column passes `g * place` where its unclipped code lies in
   `[0, max_code]`; the ADC step gets `max_code * sum(g * place)` over codes above the range.
@@ -341,11 +395,10 @@ def ou_backward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code
 
 # Layout: NHWC codes <-> the padded grid, in parallel over images ---------------------------------
 @numba.njit(parallel=True, cache=True)
-def _slice_grid(codes, slices, dac_bits, lead, row, size):
-  """DAC slices `(S, Cin, size + 2*lead)` float32 of NHWC integer codes on the padded grid (each
-  image's rows written one contiguous run at a time, zeros at the padding)."""
+def _slice_grid(codes, slices, dac_bits, lead, row, size, out):
+  """DAC slices `(S, Cin, size + 2*lead)` float32 of NHWC integer codes on the padded grid, into
+  `out` (each image's rows written one contiguous run at a time, zeros at the padding)."""
   n, h, w, cin = codes.shape
-  out = np.empty((slices, cin, size + 2 * lead), np.float32)
   top = (1 << dac_bits) - 1
   zero = np.float32(0.0)
   for b in numba.prange(n):
@@ -371,15 +424,16 @@ def _slice_grid(codes, slices, dac_bits, lead, row, size):
 
 @numba.njit(parallel=True, cache=True)
 def _grid_to_nhwc(acc, n, h, w, row):
-  """`float32(acc)` of the grid's image positions as `(N, H, W, Cout)`."""
-  cout = acc.shape[0]
-  out = np.empty((n, h, w, cout), np.float32)
-  for b in numba.prange(n):
+  """`float32(acc)` `(B, Cout, grid)` of the grid's image positions as `(B, N, H, W, Cout)`."""
+  entries, cout = acc.shape[0], acc.shape[1]
+  out = np.empty((entries, n, h, w, cout), np.float32)
+  for e in numba.prange(entries * n):
+    a, b = e // n, e % n
     for i in range(h):
       base = (b * (h + 1) + i) * row
       for j in range(w):
         for f in range(cout):
-          out[b, i, j, f] = np.float32(acc[f, base + j])
+          out[a, b, i, j, f] = np.float32(acc[a, f, base + j])
   return out
 
 
@@ -414,24 +468,39 @@ def _grid_to_code_grad(gx, weights, n, h, w, row, lead):
   return out
 
 
+def _grid_slices(codes, spec):
+  """`_slice_grid` of NHWC codes into a new array."""
+  grid = spec.grid
+  out = np.empty((spec.slices, codes.shape[-1], grid.size + 2 * grid.lead), np.float32)
+  return _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size, out)
+
+
 def _kernel_args(spec):
   return (spec.rc, spec.roff, spec.nrows, spec.cf, spec.cj, spec.ncols, spec.place)
 
 
 def forward_nhwc(codes, cellmat, spec, lsb, seeds, noise, max_code):
-  """The planned layer's shift-added codes `(N, H, W, Cout)` float32 from NHWC codes (the caller
-  multiplies by lsb: in XLA, where the reference path's product is fused the same way)."""
+  """The planned layer's shift-added codes `(B, N, H, W, Cout)` float32 from the NHWC codes
+  `(B, N, H, W, Cin)` of `B` entries with the same cells (the caller multiplies by lsb: in XLA,
+  where the reference path's product is fused the same way). `lsb`, `noise` and `max_code` are
+  `(B,)`, `seeds` `(B, 2)`: entries with equal seeds share their read-noise draws."""
   grid = spec.grid
-  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
-  acc = ou_forward(x, cellmat, *_kernel_args(spec), lsb, max_code, seeds, noise,
-                   spec.cout, grid.lead, grid.size, chunk_size(grid.size, grid.lead))
+  x = np.empty((codes.shape[0], spec.slices, codes.shape[-1], grid.size + 2 * grid.lead), np.float32)
+  for b in range(codes.shape[0]):
+    _slice_grid(codes[b], spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size, x[b])
+  unique, seed_of = np.unique(np.asarray(seeds, np.uint32).reshape(-1, 2), axis=0,
+                              return_inverse=True)
+  acc = ou_forward(x, cellmat, *_kernel_args(spec), np.asarray(lsb, np.float32),
+                   np.asarray(max_code, np.float32), seed_of.reshape(-1).astype(np.int64),
+                   np.ascontiguousarray(unique), np.asarray(noise, np.float32), spec.cout,
+                   grid.lead, grid.size, chunk_size(grid.size, grid.lead))
   return _grid_to_nhwc(acc, grid.n, grid.h, grid.w, grid.row)
 
 
 def backward_nhwc(codes, cellmat, spec, lsb, seeds, noise, max_code, g):
   """Gradients `(g_codes (N, H, W, Cin), g_cellmat, g_lsb)` of `forward_nhwc` for `g`."""
   grid = spec.grid
-  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
+  x = _grid_slices(codes, spec)
   gx, gcell, g_lsb = ou_backward(x, cellmat, *_kernel_args(spec), lsb, max_code, seeds, noise, grid.lead, grid.size,
                                  chunk_size(grid.size, grid.lead),
                                  _nhwc_to_grid(g, grid.row, grid.size))
@@ -467,6 +536,6 @@ def ou_histogram(x, cellmat, rc, roff, nrows, ncols, lead, grid, chunk, h, w, ro
 def histogram_nhwc(codes, cellmat, spec, bins):
   """`ou_histogram` of NHWC codes."""
   grid = spec.grid
-  x = _slice_grid(codes, spec.slices, spec.dac_bits, grid.lead, grid.row, grid.size)
+  x = _grid_slices(codes, spec)
   return ou_histogram(x, cellmat, spec.rc, spec.roff, spec.nrows, spec.ncols, grid.lead, grid.size,
                       chunk_size(grid.size, grid.lead), grid.h, grid.w, grid.row, bins)
