@@ -8,9 +8,10 @@ How points share work (docs/MODEL.md section 7):
   * inside a group, a point's ADC top code `2^adc_bits - 1`, its per-layer ADC full scale, its
     read-noise level and its activation clipping levels are arrays (`hw_state` entries the planned
     crossbar takes traced): the group's points, times their noise seeds, run through one
-    `jax.vmap`ped evaluation, at most `VMAP_IMAGES` test images per call; with the numba kernels,
-    which run a call's entries one after another anyway (`planned.vmaps_sequentially`), one entry
-    per call (batching them held twice the memory for the same time, docs/BENCHMARKS.md);
+    `jax.vmap`ped evaluation, at most `VMAP_IMAGES` test images per call, its entries ordered seed
+    by seed within blocks of points (`_entry_order`): the numba kernels take a call's entries at
+    once and draw each read-noise value once for the entries of one seed (the noise of a seed is
+    the same at every point, so points differ by their hardware, not by their draws);
   * the calibration (activation clipping levels, and the 'calibrated' ADC full scale: a percentile
     of the noiseless sums of the point's OUs over the run's calibration images) runs once per group
     and calibration setting, from the model's weights.
@@ -40,7 +41,7 @@ from rramjax.train.step import HARDWARE_EVAL_KEY, make_eval_step, make_train_ste
 
 # Test images per vmapped call (points x seeds x eval batch): bounds the memory of a call, whose
 # activations are held for every point at once.
-VMAP_IMAGES = 4096
+VMAP_IMAGES = 8192
 # What a compiled evaluation takes as arrays, and the cost model's figures (no effect on accuracy):
 # set to fixed values in a compile group's hardware.
 _TRACED = {"adc_bits": 1, "read_noise_lsb": 0.0, "adc_full_scale": "calibrated",
