@@ -12,16 +12,17 @@ In one process, after a warm-up (data, checkpoint, the ideal evaluation, the num
 Both include compilation and calibration; per-seed accuracies must agree exactly. Prints the time
 per point of each and their ratio.
 
-With --chunking instead: the vectorised evaluation with one entry (point x seed) per vmapped call
-against calls of up to `VMAP_IMAGES` images (what `rramjax sweep` makes: with the numba kernels a
-call's entries of one seed share their read-noise draws), in the order A B B A after a warm-up of
-both; per-seed accuracies must agree.
+With --call-images A,B instead: the vectorised evaluation with calls of up to A test images
+against calls of up to B (`evaluate.VMAP_IMAGES`, 8,192 in `rramjax sweep`; 1 = one entry, point x
+seed, per call; with the numba kernels a call's entries of one seed share their read-noise draws),
+in the order A B B A after a warm-up of both; per-seed accuracies must agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import time
 
 from rramjax.mapper.cli import read_run_config
@@ -34,9 +35,17 @@ def main(argv=None):
   parser.add_argument("run_dir")
   parser.add_argument("--grid", action="append", required=True)
   parser.add_argument("--seeds", type=int, default=2)
-  parser.add_argument("--chunking", action="store_true",
-                      help="time one entry per call against batched calls instead")
+  parser.add_argument("--call-images", default=None,
+                      help="A,B: time calls of up to A test images against calls of up to B instead")
   args = parser.parse_args(argv)
+  sizes = None
+  if args.call_images:
+    try:
+      sizes = [int(v) for v in args.call_images.split(",")]
+    except ValueError:
+      sizes = []
+    if len(sizes) != 2 or min(sizes) < 1:
+      parser.error(f"--call-images takes two positive numbers A,B, got {args.call_images!r}")
   config = read_run_config(args.run_dir)
   points = expand(parse_grid(args.grid), config)
   evaluator = evaluate_lib.SweepEvaluator(args.run_dir, config)
@@ -48,8 +57,8 @@ def main(argv=None):
   evaluator._calibrations.clear()  # pylint: disable=protected-access
   evaluate_lib._vmapped_eval.cache_clear()  # pylint: disable=protected-access
 
-  if args.chunking:
-    return _chunking(evaluator, points, args.seeds)
+  if sizes:
+    return _call_sizes(evaluator, points, args.seeds, sizes)
 
   start = time.perf_counter()
   setups = [evaluator.setup(p.config) for p in points]
@@ -75,34 +84,36 @@ def main(argv=None):
         + ("equal" if not mismatch else f"DIFFER at {mismatch}"))
 
 
-def _chunking(evaluator, points, seeds):
+def _call_sizes(evaluator, points, seeds, sizes):
   setups = [evaluator.setup(p.config) for p in points]
   shipped = evaluate_lib.VMAP_IMAGES
 
   @contextlib.contextmanager
-  def calls(batched):
-    """Calls of up to VMAP_IMAGES images, or of one entry each."""
-    evaluate_lib.VMAP_IMAGES = shipped if batched else 1
+  def calls(images):
+    evaluate_lib.VMAP_IMAGES = images
     try:
       yield
     finally:
       evaluate_lib.VMAP_IMAGES = shipped
 
-  for batched in (True, False):  # warm-up: both call sizes compiled
-    with calls(batched):
-      list(evaluator.evaluate(setups[:2], seeds))
-  times, results = {True: [], False: []}, {}
-  for batched in (True, False, False, True):
-    with calls(batched):
+  for images in sizes:  # warm-up: both call sizes compiled
+    with calls(images):
+      list(evaluator.evaluate(setups[:2] + setups[-2:], seeds))
+  times, results = {images: [] for images in sizes}, {}
+  for images in sizes + sizes[::-1]:
+    with calls(images):
       start = time.perf_counter()
-      results[batched] = {i: r["ou_accuracy_per_seed"]
-                          for idx, r in evaluator.evaluate(setups, seeds) for i in idx}
+      result = {i: r["ou_accuracy_per_seed"] for idx, r in evaluator.evaluate(setups, seeds)
+                for i in idx}
       seconds = time.perf_counter() - start
-    times[batched].append(seconds)
-    print(f"{'batched calls' if batched else 'one entry per call'}: {seconds:.1f} s", flush=True)
-  print(f"{len(points)} points; batched {sum(times[True]) / 2:.1f} s, one entry per call "
-        f"{sum(times[False]) / 2:.1f} s (mean of 2); per-seed accuracies "
-        + ("equal" if results[True] == results[False] else "DIFFER"))
+    results.setdefault(images, result)
+    times[images].append(seconds)
+    print(f"calls of up to {images} images: {seconds:.1f} s, peak memory so far "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
+  a, b = sizes
+  print(f"{len(points)} points; {a} images per call {sum(times[a]) / 2:.1f} s, {b} images per call "
+        f"{sum(times[b]) / 2:.1f} s (mean of 2); per-seed accuracies "
+        + ("equal" if results[a] == results[b] else "DIFFER"))
 
 
 if __name__ == "__main__":
