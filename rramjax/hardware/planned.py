@@ -165,7 +165,13 @@ def _numba_forward(spec: Spec, x_codes, cellmat, lsb, seeds, noise, max_code):
                                 seeds.shape[:-1], noise.shape, max_code.shape)
 
     def flat(a, tail):
-      return np.broadcast_to(a, batch + a.shape[a.ndim - tail:]).reshape(-1, *a.shape[a.ndim - tail:])
+      """`a` broadcast to the batch, its batch axes flattened: C-contiguous and read-only, as jax
+      hands arrays over (numba compiles a kernel once per array layout and writability)."""
+      a = np.ascontiguousarray(
+          np.broadcast_to(a, batch + a.shape[a.ndim - tail:]).reshape(-1, *a.shape[a.ndim - tail:]))
+      if a.flags.writeable:
+        a.flags.writeable = False
+      return a
 
     codes, lsb, seeds, noise, max_code = (flat(x_codes, 4), flat(lsb, 0), flat(seeds, 1),
                                           flat(noise, 0), flat(max_code, 0))
