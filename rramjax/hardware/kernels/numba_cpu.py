@@ -114,22 +114,9 @@ def _sums4_adc(r0, r1, r2, r3, w, i, out, lsb, max_code, place, length):
 
 
 @numba.njit(cache=True)
-def _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, first, seed0, seed1,
-                     noise):
-  """`_sums4_adc` with read noise, in one pass: the operations of `_column_sums` then `_adc_add`
-  in the same order (so the same codes)."""
-  w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
-  half, zero = np.float32(0.5), np.float32(0.0)
-  for p in range(length):
-    total = r0[p] * w0 + r1[p] * w1 + r2[p] * w2 + r3[p] * w3
-    total += noise * _normal(_add32(first, np.uint32(p)), seed0, seed1)
-    code = min(max(np.floor(total / lsb + half), zero), max_code)
-    out[p] += np.int32(code) * place
-
-
-@numba.njit(cache=True)
 def _sums4_draws_adc(r0, r1, r2, r3, w, out, lsb, max_code, place, length, z, noise):
-  """`_sums4_noise_adc` with the draws made beforehand (`_draw`): the same codes."""
+  """`_sums4_adc` with read noise `noise * z` (`z` from `_draw`): the operations of
+  `_column_sums` then `_adc_add` in the same order (so the same codes)."""
   w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
   half, zero = np.float32(0.5), np.float32(0.0)
   for p in range(length):
@@ -266,9 +253,9 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
   `B` entries (e.g. the points of a sweep) with the same cells.
 
   Entries that draw read noise with the same seeds draw the same values (the counters do not
-  depend on the entry): each column's draws are made once per chunk and shared by those entries,
-  the work that dominates a noisy evaluation. An entry whose seeds no other noisy entry shares
-  draws inside its fused column loop instead.
+  depend on the entry): each column's draws are made once per chunk, in a loop of their own, and
+  shared by those entries, the work that dominates a noisy evaluation. (Even for one entry the
+  separate loop is faster than drawing inside the fused sums: docs/BENCHMARKS.md.)
 
   Args:
     x: `(B, S, Cin, grid + 2*lead)` float32 input slices on the padded grid.
@@ -284,11 +271,10 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
     chunk: positions per work item (`chunk_size`).
   """
   entries, num_slices, columns = x.shape[0], x.shape[1], cellmat.shape[2]
-  sharers = np.zeros(seeds.shape[0], np.int64)  # noisy entries per seed row
+  drawn = np.zeros(seeds.shape[0], np.bool_)  # seed rows of noisy entries
   for b in range(entries):
     if noise[b] != 0:
-      sharers[seed_of[b]] += 1
-  shared = sharers > 1
+      drawn[seed_of[b]] = True
   y = np.zeros((entries, cout, grid), np.int32)
   chunks = (grid + chunk - 1) // chunk
   for k in numba.prange(chunks):
@@ -303,7 +289,7 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
       rows = nrows[t]
       for s in range(num_slices):
         for u in range(seeds.shape[0]):
-          if shared[u]:
+          if drawn[u]:
             for q in range(ncols[t]):
               _draw(draws[u, q], _counter(t, columns, q, num_slices, s, grid, start), seeds[u, 0],
                     seeds[u, 1], length)
@@ -316,17 +302,13 @@ def ou_forward(x, cellmat, rc, roff, nrows, cf, cj, ncols, place, lsb, max_code,
             _weights(cellmat, w, t, q, rows)
             if sigma == 0 and rows <= 4:  # the common case (patterns of <= 4 taps), fully fused
               _sums4_adc(r0, r1, r2, r3, w, 0, out, lsb[b], max_code[b], pl, length)
-            elif rows <= 4 and shared[u]:
+            elif rows <= 4:  # the same with read noise (draws as in `_column_sums`)
               _sums4_draws_adc(r0, r1, r2, r3, w, out, lsb[b], max_code[b], pl, length,
                                draws[u, q], sigma)
-            elif rows <= 4:  # read noise drawn in the loop (counter as in `_column_sums`)
-              _sums4_noise_adc(r0, r1, r2, r3, w, out, lsb[b], max_code[b], pl, length,
-                               _counter(t, columns, q, num_slices, s, grid, start), seeds[u, 0],
-                               seeds[u, 1], sigma)
             else:
               _column_sums(xb, zero, rc, roff, rows, t, q, s, o, w, acc, length, seeds[u],
-                           np.float32(0.0) if shared[u] else sigma, columns, grid, start)
-              if sigma != 0 and shared[u]:
+                           np.float32(0.0), columns, grid, start)
+              if sigma != 0:
                 _add_draws(acc, draws[u, q], sigma, length)
               _adc_add(acc, out, lsb[b], max_code[b], pl, length)
   return y
