@@ -164,6 +164,20 @@ def test_vmapped_entries_equal_one_call_each(backend, scheme):
   assert not np.array_equal(np.asarray(batched[0]), np.asarray(batched[4]))  # noise levels differ
 
 
+def test_vmapped_keys_with_programming_noise_equal_one_call_each():
+  """With programming noise the cells differ per key: the numba kernels then take the entries one
+  by one (their own cells each), still each entry's own call bit for bit."""
+  hw = HardwareConfig(read_noise_lsb=0.5, prog_noise=0.3)
+  x, wc, mask = _problem(17, hw, n=2, h=4, w=5, cin=4, cout=6, keep=0.8)
+  m, plan = jnp.asarray(mask, jnp.float32), make_ou_plan(mask, hw)
+  keys = jnp.stack([jax.random.key(0), jax.random.key(1), jax.random.key(0)])
+  one = lambda key: crossbar_conv(x, wc, m, hw, key=key, plan=plan, backend="numba")
+  batched = jax.jit(jax.vmap(one))(keys)
+  for b in range(len(keys)):
+    np.testing.assert_array_equal(np.asarray(batched[b]), np.asarray(jax.jit(one)(keys[b])))
+  assert not np.array_equal(np.asarray(batched[0]), np.asarray(batched[1]))
+
+
 def test_noisy_backends_draw_the_same_noise():
   hw = HardwareConfig(read_noise_lsb=1.0)
   x, wc, mask = _problem(5, hw)
