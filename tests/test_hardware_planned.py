@@ -53,7 +53,7 @@ SHAPES = [(1, 3, 3, 2, 3), (2, 4, 5, 4, 5), (1, 6, 2, 3, 9)]
 
 
 @pytest.mark.parametrize("backend", ["numba", "xla"])
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10**6), encoding=st.sampled_from(["offset", "differential"]),
        mode=st.sampled_from(["max", "calibrated", "learned"]), bits=st.sampled_from(BITS),
        shape=st.sampled_from(SHAPES), patterns=st.booleans())

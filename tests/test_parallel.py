@@ -32,8 +32,10 @@ SCRIPT = textwrap.dedent("""
       return ArrayDataset("fashion_mnist", images, rng.integers(0, 10, n).astype(np.int32), 10)
     data = Splits(split(64), split(32))
     out = {"devices": jax.device_count()}
-    for fidelity, backend in (("ideal", "numba"), ("ou", "xla"), ("ou", "numba")):
-      for devices in (1, 4):
+    # (ou, numba) on 1 device is left out: the numba and XLA kernels give the same codes bit for
+    # bit (test_hardware_planned), so ou_xla_1 is the one-device reference of ou_numba_4.
+    for fidelity, backend, counts in (("ideal", "numba", (1, 4)), ("ou", "xla", (1, 4)), ("ou", "numba", (4,))):
+      for devices in counts:
         config = load_config("configs/fashion_mnist_small.py:smoke", [
             f"train.devices={devices}", "train.batch_size=16", "prune.enabled=False",
             "train.admm_epochs=0", "train.finetune_epochs=0", "train.pretrain_epochs=0",
@@ -112,7 +114,7 @@ def test_numba_kernels_run_on_one_device_of_a_cpu_mesh(runs):
   """Host callbacks deadlock on a mesh of several CPU devices: the Trainer runs the numba 'ou'
   work on one device (the losses of a one-device run, exactly), and the crossbar refuses such a
   mesh with a clear error instead of hanging."""
-  one, four = runs["ou_numba_1"], runs["ou_numba_4"]
+  one, four = runs["ou_xla_1"], runs["ou_numba_4"]  # the backends agree bit for bit on one device
   assert one["losses"] == four["losses"]
   assert "'data': 1" in four["sharding"]  # a mesh of one device
   assert runs["refused"].startswith("ConfigError") and "one device" in runs["refused"]
