@@ -53,7 +53,7 @@ PATTERN_SIZE = 4
 CENTRE = 4
 SMALL_PATTERNS, SMALL_SPARSITY, SMALL_SIDE = 8, 0.86, 28
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEVICE, DATE = "AMD EPYC, 2 cores (CPU)", "2026-11-30"
+DEVICE, DATE = "AMD EPYC, 2 cores (CPU)", "2026-12-01"
 # Cost-model readings: (name, CostModel); the first is the default.
 READINGS = [(f"{ou}, {adc}", CostModel(ou_energy=ou, adc_energy=adc))
             for ou, adc in itertools.product(("per_ou", "per_row"), ("per_conversion", "bits_needed"))]
