@@ -143,9 +143,14 @@ class PruneConfig:
   # packed mapping (hardware.ou_cols // columns_per_weight filters, in order) share each input
   # channel's pattern and are removed together (docs/MODEL.md section 8).
   granularity: str = "kernel"
+  # With 'ou_group': 'all' layers share patterns in groups, or only the 'multi_ou' ones, whose
+  # kernel column (9 * Cin rows) spans more than one OU; the others keep kernel granularity
+  # (sharing there saves no OU: docs/MODEL.md section 8).
+  ou_group_layers: str = "all"
 
   def validate(self, p):
     _check(self.granularity in GRANULARITIES, f"{p}.granularity", "use kernel or ou_group.")
+    _check(self.ou_group_layers in ("all", "multi_ou"), f"{p}.ou_group_layers", "use all or multi_ou.")
     _check(self.library in LIBRARIES, f"{p}.library", "use greedy, patdnn or patdnn_default.")
     _check(self.allocation in ALLOCATION_RULES, f"{p}.allocation", "use uniform, first_dense or erk.")
     _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= KERNEL_POSITIONS,

@@ -143,3 +143,23 @@ def test_group_admm_update_jits():
   step = jax.jit(lambda k, s, libs: admm_update(k, s, libs, KEEP, "ou_group", 4))
   chex.assert_trees_all_close(step(kernels, state, library_matrices(LIBRARIES)),
                               admm_update(kernels, state, LIBRARIES, KEEP, "ou_group", 4), atol=1e-6)
+
+
+def test_per_layer_group_sizes_equal_each_layer_alone():
+  """`group_size` as one int per layer (prune.ou_group_layers='multi_ou'): each layer is what a call
+  with that layer's group size gives it; a group of 1 filter is the kernel granularity."""
+  kernels = _kernels(11)
+  mixed = admm_init(kernels, LIBRARIES, KEEP, "ou_group", (1, 4))
+  kernel = admm_init(kernels, LIBRARIES, KEEP, "kernel")
+  grouped = admm_init(kernels, LIBRARIES, KEEP, "ou_group", 4)
+  for field in AdmmState._fields:
+    chex.assert_trees_all_close(getattr(mixed, field)[0], getattr(kernel, field)[0])
+    chex.assert_trees_all_close(getattr(mixed, field)[1], getattr(grouped, field)[1])
+  new = admm_update([w * 1.1 for w in kernels], mixed, LIBRARIES, KEEP, "ou_group", (1, 4))
+  chex.assert_trees_all_close(new.z[1], admm_update([w * 1.1 for w in kernels], grouped, LIBRARIES, KEEP,
+                                                    "ou_group", 4).z[1])
+  _, masks = admm_hard_prune(kernels, LIBRARIES, KEEP, "ou_group", (1, 4))
+  np.testing.assert_array_equal(masks[0], prune_layer(kernels[0], LIBRARIES[0], KEEP[0]))
+  np.testing.assert_array_equal(masks[1], prune_layer(kernels[1], LIBRARIES[1], KEEP[1], "ou_group", 4))
+  with pytest.raises(ConfigError, match="one group size per conv layer"):
+    admm_init(kernels, LIBRARIES, KEEP, "ou_group", (4,))

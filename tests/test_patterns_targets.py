@@ -92,3 +92,21 @@ def test_erk_ratios_hit_the_target_and_follow_the_score(layers, fraction):
 def test_erk_keeps_narrow_layers_denser():
   ratios = keep_ratios_for_sparsity([(1, 8), (8, 8), (16, 32), (32, 32)], [3.0] * 4, 0.86, "erk")
   assert ratios[0] == 1.0 and ratios[1] > ratios[2] > ratios[3]
+
+
+@pytest.mark.parametrize("layers, ou_rows, cins, expected", [
+    ("all", 9, (1, 16, 32), (4, 4, 4)),
+    ("multi_ou", 9, (1, 16, 32), (1, 4, 4)),  # a one-channel first layer fits one OU of 9 rows
+    ("multi_ou", 18, (1, 2, 3), (1, 1, 4)),
+])
+def test_ou_group_layers_choose_each_layers_group(layers, ou_rows, cins, expected):
+  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
+  from rramjax.train import targets  # pylint: disable=g-import-not-at-top
+  spec = str(ROOT / "configs" / "fashion_mnist_small.py:smoke")
+  config = load_config(spec, [
+      "prune.granularity='ou_group'", f"prune.ou_group_layers='{layers}'", f"hardware.ou_rows={ou_rows}"])
+  kernels = [np.zeros((3, 3, cin, 8), np.float32) for cin in cins]
+  assert targets.granularity(config, kernels) == ("ou_group", expected)
+  with pytest.raises(ConfigError, match="ou_group_layers"):
+    load_config(spec, ["prune.ou_group_layers='some'"])

@@ -54,6 +54,15 @@ class AdmmState(NamedTuple):
   v: list
 
 
+def _groups(group_size, n: int) -> list[int]:
+  """Per-layer group sizes: one int for every layer, or a sequence of one per layer."""
+  if isinstance(group_size, (list, tuple)):
+    if len(group_size) != n:
+      raise ConfigError(f"ADMM needs one group size per conv layer: got {len(group_size)} for {n} layers.")
+    return list(group_size)
+  return [group_size] * n
+
+
 def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
                   group_size=DEFAULT_GROUP_SIZE) -> list[int]:
   """Validates the per-layer arguments and returns the static keep count (units) of each layer."""
@@ -63,8 +72,11 @@ def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
                       f"{len(keep_ratios)} keep ratios.")
   for layer, w in enumerate(kernels):
     check_conv_kernel(w, f"kernels[{layer}]")
-  check_granularity(granularity, group_size)
-  return [num_kept_kernels(num_units(w.shape, granularity, group_size), r) for w, r in zip(kernels, keep_ratios)]
+  groups = _groups(group_size, len(kernels))
+  for g in groups:
+    check_granularity(granularity, g)
+  return [num_kept_kernels(num_units(w.shape, granularity, g), r)
+          for w, r, g in zip(kernels, keep_ratios, groups)]
 
 
 def library_matrices(libraries) -> list:
@@ -87,15 +99,15 @@ def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[floa
     libraries: per layer, pattern codes or a `(K, 9)` matrix (fixed from here on).
     keep_ratios: per layer, fraction of kernels (or OU-group units) kept, in (0, 1].
     granularity: 'kernel' or 'ou_group' (see the module doc).
-    group_size: filters per OU column group for 'ou_group' (static).
+    group_size: filters per OU column group for 'ou_group' (static): one int, or one per layer.
 
   Returns:
     `AdmmState` of jnp arrays.
   """
   keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   kernels = [jnp.asarray(w) for w in kernels]
-  z, y = zip(*[_project(w, w, lib, k, granularity, group_size)
-               for w, lib, k in zip(kernels, libraries, keeps)])
+  z, y = zip(*[_project(w, w, lib, k, granularity, g)
+               for w, lib, k, g in zip(kernels, libraries, keeps, _groups(group_size, len(kernels)))])
   # U and V get arrays of their own: the train step donates the state, and XLA refuses one
   # buffer donated twice.
   return AdmmState(list(z), list(y), [jnp.zeros_like(w) for w in kernels],
@@ -135,8 +147,9 @@ def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
   """
   keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   z, y, u, v = [], [], [], []
-  for w, u_l, v_l, lib, keep in zip(kernels, state.u, state.v, libraries, keeps):
-    z_l, y_l = _project(w + u_l, w + v_l, lib, keep, granularity, group_size)
+  for w, u_l, v_l, lib, keep, g in zip(kernels, state.u, state.v, libraries, keeps,
+                                       _groups(group_size, len(kernels))):
+    z_l, y_l = _project(w + u_l, w + v_l, lib, keep, granularity, g)
     z.append(z_l), y.append(y_l), u.append(u_l + w - z_l), v.append(v_l + w - y_l)
   return AdmmState(z, y, u, v)
 
@@ -196,8 +209,8 @@ def admm_hard_prune(kernels: Sequence, libraries: Sequence, keep_ratios: Sequenc
     pattern (with 'ou_group', shared by its group at that input channel).
   """
   _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
-  masks = [prune_layer(w, lib, r, granularity, group_size)
-           for w, lib, r in zip(kernels, libraries, keep_ratios)]
+  masks = [prune_layer(w, lib, r, granularity, g)
+           for w, lib, r, g in zip(kernels, libraries, keep_ratios, _groups(group_size, len(kernels)))]
   return [w * m for w, m in zip(kernels, masks)], masks
 
 

@@ -68,8 +68,9 @@ def admm_step(config: Config, state: dict) -> dict:
     section 3.4.1 (varying the penalty parameter).
   """
   p = config.prune
-  new = _admm_update(conv_kernels(state["params"]), _admm_state(state), state["libraries"],
-                     _ratios(state), *targets.granularity(config))
+  kernels = conv_kernels(state["params"])
+  new = _admm_update(kernels, _admm_state(state), state["libraries"], _ratios(state),
+                     *targets.granularity(config, kernels))
   rho = jnp.minimum(state["rho"] * p.rho_growth, p.rho_max)
   # Scaled duals are y / rho: when rho grows they shrink by the same factor (Boyd et al. 3.4.1).
   scale = state["rho"] / rho
@@ -94,7 +95,7 @@ def start_pruning(config: Config, state: dict) -> dict:
   mats = [jnp.asarray(targets.library_rows(lib, m.shape[0]))
           for lib, m in zip(libraries, state["libraries"])]
   admm_state = admm.admm_init(conv_kernels(state["params"]), mats, ratios,
-                              *targets.granularity(config))
+                              *targets.granularity(config, kernels))
   return {**state, "libraries": mats, "keep_ratios": jnp.asarray(ratios, jnp.float32),
           "admm": admm_state._asdict(), "rho": jnp.asarray(config.prune.rho, jnp.float32)}
 
@@ -103,7 +104,7 @@ def hard_prune(config: Config, state: dict) -> dict:
   """Projects the weights to masks (one library pattern per kernel, or removed) and applies them."""
   kernels = conv_kernels(state["params"])
   pruned, masks = admm.admm_hard_prune(kernels, state["libraries"], list(_ratios(state)),
-                                       *targets.granularity(config))
+                                       *targets.granularity(config, kernels))
   masks = [m.astype(k.dtype) for m, k in zip(masks, kernels)]
   kept = jnp.stack([jnp.sum(jnp.square(p)) / jnp.maximum(jnp.sum(jnp.square(k)), 1e-30)
                     for p, k in zip(pruned, kernels)])

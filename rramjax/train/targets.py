@@ -41,13 +41,21 @@ def library_rows(codes, size: int) -> np.ndarray:
   return np.concatenate([matrix, np.repeat(matrix[:1], size - len(matrix), axis=0)])
 
 
-def granularity(config: Config) -> tuple[str, int]:
-  """`(prune.granularity, filters per column group)`: the unit the projections work on.
+def granularity(config: Config, kernels) -> tuple[str, tuple[int, ...]]:
+  """`(prune.granularity, filters per column group of each layer)`: the unit the projections work on.
 
   With 'ou_group' the filters of one column group of the packed mapping (`rramjax.plan`) share
-  each input channel's pattern, so the group's needed rows are exactly its kept taps.
+  each input channel's pattern, so the group's needed rows are exactly its kept taps. With
+  `prune.ou_group_layers='multi_ou'`, a layer whose whole kernel column fits one OU
+  (`9 * Cin <= hardware.ou_rows`, e.g. a first layer on one-channel images) keeps kernel
+  granularity (groups of 1 filter): its group's needed rows fit one OU whatever the patterns,
+  so sharing them would cost accuracy and save no OU activation or ADC conversion.
+  Only the kernels' shapes are read.
   """
-  return config.prune.granularity, column_group_size(config.hardware)
+  group = column_group_size(config.hardware)
+  multi = config.prune.ou_group_layers == "multi_ou"
+  return config.prune.granularity, tuple(
+      1 if multi and 9 * w.shape[2] <= config.hardware.ou_rows else group for w in kernels)
 
 
 def extract_libraries(config: Config, kernels) -> list[tuple[int, ...]]:
@@ -62,9 +70,9 @@ def extract_libraries(config: Config, kernels) -> list[tuple[int, ...]]:
   if p.library == "patdnn_default":
     return [patterns.default_patdnn_library()] * len(kernels)
   provisional = keep_ratios(config, kernels, [p.pattern_size] * len(kernels))
-  unit, group = granularity(config)
+  unit, groups = granularity(config, kernels)
   libraries = []
-  for w, k, r in zip(kernels, sizes, provisional):
+  for w, k, r, group in zip(kernels, sizes, provisional, groups):
     alive = np.asarray(patterns.connectivity_mask(w, r, unit, group))
     if p.library == "patdnn":
       lib = patterns.extract_library_patdnn(w, k, p.pattern_size, kernel_mask=alive,
@@ -94,8 +102,9 @@ def keep_ratios(config: Config, kernels, pattern_sizes) -> list[float]:
 def expected_pattern_sizes(config: Config, kernels, libraries) -> list[float]:
   """Mean size of the pattern each layer's kernels project onto (usage-weighted)."""
   sizes = []
-  for w, lib in zip(kernels, libraries):
-    _, mask = patterns.project_to_library(w, lib, *granularity(config))
+  unit, groups = granularity(config, kernels)
+  for w, lib, group in zip(kernels, libraries, groups):
+    _, mask = patterns.project_to_library(w, lib, unit, group)
     sizes.append(float(np.count_nonzero(np.asarray(mask))) / (w.shape[2] * w.shape[3]))
   return sizes
 
