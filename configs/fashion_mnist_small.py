@@ -4,6 +4,7 @@
   rramjax run configs/fashion_mnist_small.py:smoke      # seconds: tiny data, a few steps per phase
   rramjax run configs/fashion_mnist_small.py:dense      # dense training only
   rramjax run configs/fashion_mnist_small.py:wide       # the docs/RESULTS.md experiments' schedule (~45 min)
+  rramjax run configs/fashion_mnist_small.py:ou_aware   # the full job pruned for, and run on, the packed mapping
 
 Pipeline: 2 dense epochs -> 1 ADMM epoch (greedy pattern libraries of at most 8 patterns per
 layer, 85% overall 3x3-conv weight sparsity, ERK allocation; rho from 0.02, x1.5 every 50 steps)
@@ -46,6 +47,9 @@ def get_config(arg=None):
     config["prune"].update(sparsity=0.86, rho=5e-3, admm_update_every=100)
     config["hardware"]["read_noise_lsb"] = 0.0
     config["crossbar"].update(eval_seeds=4, eval_read_noise_lsb=[0.5])
+  if arg == "ou_aware":  # OU-aware pruning + the packed mapping, the rest as the default (RESULTS #11)
+    config["prune"].update(granularity="ou_group", ou_group_layers="multi_ou")
+    config["mapper"] = {"scheme": "packed"}
   if arg in ("smoke", "dense_smoke"):
     config["data"].update(train_limit=512, test_limit=256)
     config["model"]["width"] = 0.25
@@ -60,7 +64,7 @@ def get_config(arg=None):
     config["train"].update(admm_epochs=0, finetune_epochs=0, hwtune_epochs=0)
     config["hardware"]["read_noise_lsb"] = 0.0
     config["crossbar"].update(eval_fidelity="ideal", eval_read_noise_lsb=[])
-  elif arg not in (None, "smoke", "wide"):
-    raise ValueError(f"Unknown variant {arg!r}; use ':smoke', ':dense', ':dense_smoke', ':wide' "
-                     "or nothing.")
+  elif arg not in (None, "smoke", "wide", "ou_aware"):
+    raise ValueError(f"Unknown variant {arg!r}; use ':smoke', ':dense', ':dense_smoke', ':wide', "
+                     "':ou_aware' or nothing.")
   return config
