@@ -110,3 +110,29 @@ def test_ou_group_layers_choose_each_layers_group(layers, ou_rows, cins, expecte
   assert targets.granularity(config, kernels) == ("ou_group", expected)
   with pytest.raises(ConfigError, match="ou_group_layers"):
     load_config(spec, ["prune.ou_group_layers='some'"])
+
+
+def test_multi_ou_prunes_the_one_channel_layer_per_kernel_and_the_others_per_group(tmp_path):
+  """start_pruning + hard_prune with prune.ou_group_layers='multi_ou' on the smoke model: each
+  layer's masks are `prune_layer` at that layer's granularity (the first, 1 channel: kernel)."""
+  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  from rramjax import data  # pylint: disable=g-import-not-at-top
+  from rramjax.config import load_config  # pylint: disable=g-import-not-at-top
+  from rramjax.patterns import prune_layer  # pylint: disable=g-import-not-at-top
+  from rramjax.train import pruning  # pylint: disable=g-import-not-at-top
+  from rramjax.train.loop import Trainer  # pylint: disable=g-import-not-at-top
+  from rramjax.train.step import conv_kernels  # pylint: disable=g-import-not-at-top
+  config = load_config(str(ROOT / "configs" / "fashion_mnist_small.py:smoke"), [
+      "prune.granularity='ou_group'", "prune.ou_group_layers='multi_ou'"])
+  rng = np.random.default_rng(0)
+  split = lambda n: data.ArrayDataset("fashion_mnist", rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8),
+                                      rng.integers(0, 10, n).astype(np.int32), 10)
+  trainer = Trainer(config, tmp_path, progress=False, datasets=data.Splits(split(64), split(32)))
+  state = pruning.start_pruning(config, trainer.initial_state())
+  kernels = [np.asarray(k) for k in conv_kernels(state["params"])]
+  masks = pruning.hard_prune(config, state)["masks"]
+  ratios = [float(r) for r in np.asarray(state["keep_ratios"])]
+  assert kernels[0].shape[2] == 1 and all(k.shape[2] > 1 for k in kernels[1:])
+  for layer, (w, m, lib, r) in enumerate(zip(kernels, masks, state["libraries"], ratios)):
+    args = () if layer == 0 else ("ou_group", 4)
+    np.testing.assert_array_equal(np.asarray(m, bool), np.asarray(prune_layer(w, lib, r, *args), bool))
