@@ -44,8 +44,8 @@ def main(argv=None):
       sizes = [int(v) for v in args.call_images.split(",")]
     except ValueError:
       sizes = []
-    if len(sizes) != 2 or min(sizes) < 1:
-      parser.error(f"--call-images takes two positive numbers A,B, got {args.call_images!r}")
+    if len(sizes) != 2 or min(sizes) < 1 or sizes[0] == sizes[1]:
+      parser.error(f"--call-images takes two different positive numbers A,B, got {args.call_images!r}")
   config = read_run_config(args.run_dir)
   points = expand(parse_grid(args.grid), config)
   evaluator = evaluate_lib.SweepEvaluator(args.run_dir, config)
