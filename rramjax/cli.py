@@ -96,6 +96,10 @@ def _add_sweep(sub):
   p.add_argument("--hwtune-steps", type=int, default=0, metavar="N",
                  help="fine-tune the model N steps at each point with its crossbar in the loop "
                  "(default 0: evaluate the run's model as it is)")
+  p.add_argument("--bn-batches", type=int, default=0, metavar="B",
+                 help="also evaluate each point with the model's batch-norm statistics re-estimated "
+                 "at the point's crossbar over B training batches (default 0: the run's own "
+                 "statistics only)")
   p.add_argument("--seeds", type=int, default=None, metavar="S",
                  help="noise seeds per point with device noise (default: the run's "
                  "crossbar.eval_seeds)")
@@ -108,7 +112,7 @@ def _sweep(args) -> int:
   from rramjax.sweep.run import run_sweep  # pylint: disable=g-import-not-at-top
   try:
     run_sweep(args.run_dir, args.grid, args.out, seeds=args.seeds, hwtune_steps=args.hwtune_steps,
-              progress=not args.no_progress)
+              bn_batches=args.bn_batches, progress=not args.no_progress)
   except KeyboardInterrupt as e:
     written = report.rows_written(args.out)
     print(f"rramjax sweep: {_interrupted(e)}. {written} point(s) are in "

@@ -208,6 +208,48 @@ def test_hwtune_trains_the_model_at_the_point(evaluator):
   assert indices == [0] and 0.0 <= result["ou_accuracy_mean"] <= 1.0
 
 
+def _layer0_stats(evaluator, setup, images, key):
+  """Mean and (biased) variance over images and pixels of the first conv layer's output at `ou`:
+  the input of the first batch norm, computed directly with the crossbar's conv function."""
+  from rramjax.train import hardware_glue  # pylint: disable=g-import-not-at-top
+  masks = evaluator.state["masks"]
+  conv = hardware_glue.conv_builder("ou", setup.hardware, setup.plans, setup.config.crossbar.backend)(
+      masks, evaluator.values(setup), key)
+  y = np.asarray(conv(images, conv_kernels(evaluator.state["params"])[0] * masks[0], 0), np.float64)
+  return y.mean(axis=(0, 1, 2)), y.var(axis=(0, 1, 2))
+
+
+def test_bn_recalibration_takes_each_layers_statistics_at_the_points_crossbar(evaluator):
+  """Re-estimated statistics are the mean over the batches of each batch's statistics of the
+  layer's input at the point's crossbar (checked on the first layer, computed directly); read
+  noise enters them; the run's own statistics are untouched."""
+  import itertools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from rramjax.train.step import BN_RECAL_KEY, stream_key  # pylint: disable=g-import-not-at-top
+  quiet, noisy = (evaluator.setup(p.config) for p in _points(
+      evaluator, "hardware.adc_bits=5", "hardware.read_noise_lsb=0,2.0",
+      "hardware.adc_full_scale=calibrated"))
+  run_stats = jax.tree_util.tree_map(np.array, evaluator.state["batch_stats"])
+  batches = [images for images, _ in itertools.islice(evaluator._tune_batches(), 2)]
+  key = stream_key(evaluator.state, BN_RECAL_KEY)
+  direct = [_layer0_stats(evaluator, quiet, images, jax.random.fold_in(key, i))
+            for i, images in enumerate(batches)]
+  state = evaluator.recalibrate_bn(quiet, 2)
+  norm0 = state["batch_stats"]["norms"][0]
+  np.testing.assert_allclose(norm0["mean"], (direct[0][0] + direct[1][0]) / 2, rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(norm0["var"], (direct[0][1] + direct[1][1]) / 2, rtol=1e-3, atol=1e-2)
+  assert not np.allclose(norm0["mean"], run_stats["norms"][0]["mean"], rtol=1e-3)
+  np.testing.assert_array_equal(np.asarray(state["hw_state"]["adc_max_code"]), 31.0)
+  # With read noise the statistics move (noise drawn at the point's level, same batches).
+  noisy_mean = np.asarray(evaluator.recalibrate_bn(noisy, 2)["batch_stats"]["norms"][0]["mean"])
+  assert not np.allclose(noisy_mean, norm0["mean"], rtol=1e-4)
+  # The run's model keeps its own statistics.
+  jax.tree_util.tree_map(np.testing.assert_array_equal, run_stats,
+                         jax.tree_util.tree_map(np.asarray, evaluator.state["batch_stats"]))
+  with pytest.raises(ValueError, match="batches must be a positive integer"):
+    evaluator.recalibrate_bn(quiet, 0)
+
+
 # Outputs, resuming, the command -----------------------------------------------------------------
 def _snapshot(folder):
   return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
@@ -273,6 +315,27 @@ def test_cli_sweep_end_to_end(dense_run, tmp_path):
     assert (out / name).is_file(), name
 
 
+def test_a_sweep_with_bn_recalibration_adds_its_accuracies_and_ranks_by_them(dense_run, tmp_path):
+  from rramjax.sweep import run_sweep  # pylint: disable=g-import-not-at-top
+  grid = ["hardware.adc_bits=4,8", LIMIT]
+  plain = run_sweep(dense_run, grid, tmp_path / "plain", progress=False, log=lambda *_: None,
+                    plots=False)["rows"]
+  lines = []
+  rows = run_sweep(dense_run, grid, tmp_path / "bn", bn_batches=2, progress=False,
+                   log=lines.append, plots=False)["rows"]
+  for before, row in zip(plain, rows):  # the run's own accuracies are unchanged
+    assert row["ou_accuracy_per_seed"] == before["ou_accuracy_per_seed"]
+    assert row["bn_batches"] == 2 and 0.0 <= row["bn_ou_accuracy_mean"] <= 1.0
+    assert 0.0 <= row["bn_ideal_accuracy"] <= 1.0 and "bn_ou_accuracy_std" in row
+    assert sweep_report.accuracy(row) == row["bn_ou_accuracy_mean"]
+  assert "ou%, BN re-est." in lines[0]
+  assert json.loads((tmp_path / "bn" / "sweep.json").read_text())["bn_batches"] == 2
+  with pytest.raises(WorkdirError, match="another sweep .*bn_batches: 2 there, 0 now"):
+    run_sweep(dense_run, grid, tmp_path / "bn", progress=False, log=lambda *_: None)
+  with pytest.raises(ConfigError, match="--bn-batches must be an integer >= 0"):
+    run_sweep(dense_run, grid, tmp_path / "x", bn_batches=-1, progress=False)
+
+
 def test_cli_bad_grid_exits_2_before_writing_anything(dense_run, tmp_path):
   out = tmp_path / "never"
   result = run_cli("sweep", dense_run, "--grid", "hardware.adc_bits=4,0", "--out", out)
@@ -287,5 +350,6 @@ def test_cli_bad_grid_exits_2_before_writing_anything(dense_run, tmp_path):
 def test_cli_sweep_help_lists_the_options():
   result = run_cli("sweep", "--help")
   assert result.returncode == 0, result.stderr
-  for option in ("RUN_DIR", "--grid", "--hwtune-steps", "--seeds", "--out", "--no-progress"):
+  for option in ("RUN_DIR", "--grid", "--hwtune-steps", "--bn-batches", "--seeds", "--out",
+                 "--no-progress"):
     assert option in result.stdout

@@ -29,6 +29,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from rramjax.config import Config
 from rramjax.errors import CheckpointError
@@ -37,7 +38,8 @@ from rramjax.hardware.config import HardwareConfig
 from rramjax.train import hardware_glue
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.loop import Trainer, create_optimizer
-from rramjax.train.step import HARDWARE_EVAL_KEY, make_eval_step, make_train_step, stream_key
+from rramjax.train.step import (BN_RECAL_KEY, HARDWARE_EVAL_KEY, apply_masks, make_eval_step,
+                                make_train_step, stream_key)
 
 # Test images per vmapped call (points x seeds x eval batch): bounds the memory of a call, whose
 # activations are held for every point at once.
@@ -169,6 +171,7 @@ class SweepEvaluator:
     self._calibrations = {}
     self._ideal = {}
     self._tune_steps = {}
+    self._bn_fns = {}
     self._run = self.setup(config)
 
   # Setting points up -------------------------------------------------------------------------
@@ -310,6 +313,58 @@ class SweepEvaluator:
                                       plans=plans)
     return hardware_glue.hardware_eval(config, state, "ou", graphdef=self.trainer.graph_eval,
                                        evaluate=self.trainer.evaluate_with, hw=hw, seeds=seeds)
+
+  # Batch-norm re-estimation --------------------------------------------------------------------
+  def recalibrate_bn(self, setup: PointSetup, batches: int, fidelity: str = "ou") -> dict:
+    """The run's model with its batch-norm statistics re-estimated at the point's crossbar.
+
+    The run's statistics are running averages of what the layers saw in training: after hwtune,
+    activations computed by the run's crossbar with its read noise, whose ADC clipping and noise
+    shift the layers' means. At another point they describe another crossbar. Here each batch
+    norm's mean and variance become the mean, over `batches` training batches (those of the epochs
+    after the run's last, as `hwtune`'s), of that batch's mean and (biased) variance of the layer's
+    input, computed in training mode with the point's calibration and read noise (key
+    `fold_in(stream_key(state, BN_RECAL_KEY), batch)`), or with `fidelity='ideal'` with digital
+    convolutions (the same batches). Weights, masks and scales are the run's; the forward pass
+    compiles once per compile group (the point's values are arrays).
+
+    Returns:
+      A state for `evaluate(..., state=)`: the run's, with the point's `hw_state` and the
+      re-estimated `batch_stats`.
+    """
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+      raise ValueError(f"recalibrate_bn: batches must be a positive integer, got {batches!r}.")
+    stats_fn = self._bn_stats_fn(setup, fidelity)
+    state = {**self.state, "hw_state": {k: jnp.asarray(v) for k, v in self.values(setup).items()}}
+    key = stream_key(self.state, BN_RECAL_KEY)
+    total = None
+    for i, (images, _) in enumerate(itertools.islice(self._tune_batches(), batches)):
+      stats = stats_fn(state, images, jax.random.fold_in(key, i))
+      total = stats if total is None else jax.tree_util.tree_map(jnp.add, total, stats)
+    return {**state, "batch_stats": jax.tree_util.tree_map(lambda t: t / batches, total)}
+
+  def _bn_stats_fn(self, setup: PointSetup, fidelity: str):
+    """`(state, images, key) -> batch_stats`: every batch norm's statistics of this one batch."""
+    if fidelity not in ("ou", "ideal"):
+      raise ValueError(f"recalibrate_bn: fidelity must be 'ou' or 'ideal', got {fidelity!r}.")
+    backend = setup.config.crossbar.backend
+    cache_key = ((setup.hardware, plans_digest(setup.plans), backend) if fidelity == "ou"
+                 else "ideal")
+    if cache_key not in self._bn_fns:
+      builder = (hardware_glue.conv_builder("ou", setup.hardware, setup.plans, backend)
+                 if fidelity == "ou" else hardware_glue.conv_builder("ideal", setup.hardware))
+      graph = self.trainer.graph_train
+
+      def batch_stats(state, images, key):
+        model = nnx.merge(graph, apply_masks(state["params"], state["masks"]), state["batch_stats"])
+        for _, module in nnx.iter_modules(model):
+          if isinstance(module, nnx.BatchNorm):
+            module.momentum = 0.0  # the running statistics become this batch's
+        model(images, builder(state["masks"], state["hw_state"], key))
+        return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+
+      self._bn_fns[cache_key] = jax.jit(batch_stats)
+    return self._bn_fns[cache_key]
 
   # Hardware fine-tuning ------------------------------------------------------------------------
   def hwtune(self, setup: PointSetup, steps: int) -> dict:

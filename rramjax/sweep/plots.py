@@ -13,14 +13,21 @@ import numpy as np
 
 from rramjax.mapper.plots import _pyplot
 from rramjax.sweep.grid import Grid, format_value
-from rramjax.sweep.report import accuracy, pareto_front
+from rramjax.sweep.report import accuracy, pareto_front, ranked
 
 _COSTS = {"energy": ("energy_pj", 1e-6, "energy per image (uJ, conv layers)"),
           "area": ("arrays", 1.0, "arrays (512x512 by default)")}
 
 
 def _std(row: dict) -> float:
-  return row.get("hwtune_ou_accuracy_std", row["ou_accuracy_std"])
+  return row[f"{ranked(row)}_accuracy_std"]
+
+
+_WHAT = {"ou": "", "bn_ou": ", batch norm re-estimated", "hwtune_ou": ", after hwtune"}
+
+
+def _ylabel(rows: list[dict]) -> str:
+  return f"test accuracy at 'ou'{_WHAT[ranked(rows[0])] if rows else ''} (%)"
 
 
 def _short(grid: Grid, row: dict) -> str:
@@ -44,7 +51,7 @@ def plot_front(grid: Grid, rows: list[dict], cost: str, path) -> str:
     axis.annotate(_short(grid, rows[i]), (x[i], y[i]), textcoords="offset points", xytext=(4, -10),
                   fontsize=7, color="C3")
   axis.set_xlabel(label)
-  axis.set_ylabel("test accuracy at 'ou' (%)")
+  axis.set_ylabel(_ylabel(rows))
   keys = ", ".join(k for k, v in zip(grid.keys, grid.values) if len(v) > 1)
   axis.set_title(f"accuracy vs {cost} ({keys}; labels on the front)", fontsize=9)
   axis.grid(alpha=0.3)
@@ -75,7 +82,7 @@ def plot_key(grid: Grid, rows: list[dict], key: str, path) -> str:
                   fmt="-o", ms=4, capsize=2, label=name or None)
   axis.set_xticks(ticks if numeric else range(len(ticks)), [format_value(v) for v in ticks])
   axis.set_xlabel(key)
-  axis.set_ylabel("test accuracy at 'ou' (%)")
+  axis.set_ylabel(_ylabel(rows))
   axis.grid(alpha=0.3)
   if others and len(lines) <= 12:
     axis.legend(fontsize=7)

@@ -2,7 +2,8 @@
 resuming from them, and the printed table (numpy only).
 
 A row is flat: the grid values (under their keys), the accuracy (`ideal_accuracy`,
-`ou_accuracy_mean`, `ou_accuracy_std`, `seeds`, `examples`; with hardware fine-tuning
+`ou_accuracy_mean`, `ou_accuracy_std`, `seeds`, `examples`; with batch-norm re-estimation
+`bn_batches`, `bn_ou_accuracy_mean`, `bn_ou_accuracy_std`; with hardware fine-tuning
 `hwtune_steps`, `hwtune_ideal_accuracy`, `hwtune_ou_accuracy_mean`, `hwtune_ou_accuracy_std`), the
 run's mapping at that point (`scheme`, `arrays`, `energy_pj` and by component, `latency_*_s`,
 `adc_pj_per_conversion`, the baseline's arrays, energy and latency, and the ratios vs the baseline:
@@ -46,9 +47,18 @@ def point_costs(masks, out_hw, config) -> dict:
   return to_jsonable(row)
 
 
+def ranked(row: dict) -> str:
+  """The prefix of the accuracy a row is ranked by: after hardware fine-tuning when the sweep did
+  it, else with re-estimated batch-norm statistics when it did that, else at 'ou' as the run is."""
+  for prefix in ("hwtune_ou", "bn_ou"):
+    if f"{prefix}_accuracy_mean" in row:
+      return prefix
+  return "ou"
+
+
 def accuracy(row: dict) -> float:
-  """The accuracy a row is ranked by: after hardware fine-tuning when the sweep did it, else at 'ou'."""
-  return row.get("hwtune_ou_accuracy_mean", row["ou_accuracy_mean"])
+  """The accuracy a row is ranked by (`ranked`), mean over seeds."""
+  return row[f"{ranked(row)}_accuracy_mean"]
 
 
 def pareto_front(costs, accuracies) -> np.ndarray:
@@ -126,10 +136,12 @@ def read_done(out, header: dict, grid: Grid) -> dict[tuple, dict]:
     rows = stored["rows"]
   except (OSError, ValueError, KeyError, TypeError) as err:
     raise WorkdirError(f"{what} that cannot be read ({err}): delete it, or pass another --out.") from None
-  differs = [key for key in ("schema", "run", "grid_keys", "seeds", "hwtune_steps")
-             if stored.get(key) != to_jsonable(header[key])]
+  defaults = {"bn_batches": 0}  # sweeps written before the key existed did not re-estimate
+  differs = [key for key in ("schema", "run", "grid_keys", "seeds", "hwtune_steps", "bn_batches")
+             if stored.get(key, defaults.get(key)) != to_jsonable(header[key])]
   if differs:
-    diff = "; ".join(f"{k}: {stored.get(k)!r} there, {to_jsonable(header[k])!r} now" for k in differs)
+    diff = "; ".join(f"{k}: {stored.get(k, defaults.get(k))!r} there, {to_jsonable(header[k])!r} now"
+                     for k in differs)
     raise WorkdirError(f"{what} of another sweep ({diff}): pass another --out, or the same run and "
                        "settings to resume it.")
   wanted = set(grid.combinations())
@@ -145,15 +157,19 @@ def read_done(out, header: dict, grid: Grid) -> dict[tuple, dict]:
 def format_table(grid: Grid, rows: list[dict]) -> str:
   """The rows as a text table; `E` and `A` mark the energy and area Pareto fronts."""
   tuned = any("hwtune_ou_accuracy_mean" in row for row in rows)
+  bn = any("bn_ou_accuracy_mean" in row for row in rows)
   names = [key.split(".", 1)[1] for key in grid.keys]
   width = [max(len(n), 6) for n in names]
   head = " ".join(f"{n:>{w}}" for n, w in zip(names, width))
-  head += f" {'ideal%':>7} {'ou%':>15}" + (f" {'hwtune%':>15}" if tuned else "")
+  head += (f" {'ideal%':>7} {'ou%':>15}" + (f" {'ou%, BN re-est.':>15}" if bn else "")
+           + (f" {'hwtune%':>15}" if tuned else ""))
   head += f" {'arrays':>6} {'E(uJ)':>8} {'ADC(uJ)':>8} {'t(ms)':>8} {'E eff':>6} pareto"
   lines = [head, "-" * len(head)]
   for row in rows:
     cells = " ".join(f"{format_value(row[k]):>{w}}" for k, w in zip(grid.keys, width))
     cells += f" {100 * row['ideal_accuracy']:>7.2f} {_pm(row, 'ou'):>15}"
+    if bn:
+      cells += f" {_pm(row, 'bn_ou') if 'bn_ou_accuracy_mean' in row else '':>15}"
     if tuned:
       cells += f" {_pm(row, 'hwtune_ou') if 'hwtune_ou_accuracy_mean' in row else '':>15}"
     marks = ("E" if row.get("pareto_energy") else "") + ("A" if row.get("pareto_area") else "")

@@ -10,7 +10,8 @@ Random streams (docs/MODEL.md section 9): the state's `key` is the run key
 a tag above every step number (steps are int32, so below 2^31), hence no evaluation key equals a
 training key:
   EPOCH_EVAL_KEY     2^31      the evaluation after every epoch (`Trainer.evaluate`);
-  HARDWARE_EVAL_KEY  2^31 + 1  the final hardware evaluation, split into `eval_seeds` keys.
+  HARDWARE_EVAL_KEY  2^31 + 1  the final hardware evaluation, split into `eval_seeds` keys;
+  BN_RECAL_KEY       2^31 + 2  a sweep's batch-norm re-estimation at a point (one key per batch).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ Penalty = Callable[[Any, dict], jax.Array]
 
 EPOCH_EVAL_KEY = 2**31
 HARDWARE_EVAL_KEY = 2**31 + 1
+BN_RECAL_KEY = 2**31 + 2
 
 
 def stream_key(state: dict, tag: int) -> jax.Array:
