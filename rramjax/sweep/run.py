@@ -17,7 +17,7 @@ from rramjax.sweep import grid as grid_lib
 from rramjax.sweep import report
 
 
-def _header(run_dir, config, grid, seeds: int, hwtune_steps: int, bn_batches: int = 0) -> dict:
+def _header(run_dir, config, grid, seeds: int, hwtune_steps: int, bn_batches: int) -> dict:
   """What identifies a sweep (`report.read_done` compares it): the run's config and checkpoint,
   the grid's keys, the seeds, the fine-tuning steps and the batch-norm re-estimation batches."""
   from rramjax.train.workdir import checkpoint_epochs  # pylint: disable=g-import-not-at-top
@@ -30,7 +30,7 @@ def _header(run_dir, config, grid, seeds: int, hwtune_steps: int, bn_batches: in
           "hwtune_steps": hwtune_steps, "bn_batches": bn_batches}
 
 
-def _check_args(run_dir, seeds, hwtune_steps, bn_batches=0):
+def _check_args(run_dir, seeds, hwtune_steps, bn_batches):
   if not is_run_folder(run_dir):
     raise WorkdirError(f"{str(run_dir)!r} is not a run folder (no {RUN_CONFIG}): pass the "
                        "--workdir of a run made by `rramjax run`.")
