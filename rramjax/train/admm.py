@@ -64,8 +64,8 @@ def _groups(group_size, n: int) -> list[int]:
 
 
 def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
-                  group_size=DEFAULT_GROUP_SIZE) -> list[int]:
-  """Validates the per-layer arguments and returns the static keep count (units) of each layer."""
+                  group_size=DEFAULT_GROUP_SIZE) -> tuple[list[int], list[int]]:
+  """Validates the per-layer arguments; returns each layer's static keep count (units) and group size."""
   if not len(kernels) == len(libraries) == len(keep_ratios):
     raise ConfigError(f"ADMM needs one library and one keep ratio per conv layer: got "
                       f"{len(kernels)} kernels, {len(libraries)} libraries, "
@@ -75,8 +75,9 @@ def _check_layers(kernels, libraries, keep_ratios, granularity="kernel",
   groups = _groups(group_size, len(kernels))
   for g in groups:
     check_granularity(granularity, g)
-  return [num_kept_kernels(num_units(w.shape, granularity, g), r)
-          for w, r, g in zip(kernels, keep_ratios, groups)]
+  keeps = [num_kept_kernels(num_units(w.shape, granularity, g), r)
+           for w, r, g in zip(kernels, keep_ratios, groups)]
+  return keeps, groups
 
 
 def library_matrices(libraries) -> list:
@@ -104,10 +105,10 @@ def admm_init(kernels: Sequence, libraries: Sequence, keep_ratios: Sequence[floa
   Returns:
     `AdmmState` of jnp arrays.
   """
-  keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
+  keeps, groups = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   kernels = [jnp.asarray(w) for w in kernels]
   z, y = zip(*[_project(w, w, lib, k, granularity, g)
-               for w, lib, k, g in zip(kernels, libraries, keeps, _groups(group_size, len(kernels)))])
+               for w, lib, k, g in zip(kernels, libraries, keeps, groups)])
   # U and V get arrays of their own: the train step donates the state, and XLA refuses one
   # buffer donated twice.
   return AdmmState(list(z), list(y), [jnp.zeros_like(w) for w in kernels],
@@ -145,10 +146,9 @@ def admm_update(kernels: Sequence, state: AdmmState, libraries: Sequence,
   Returns:
     The new `AdmmState`.
   """
-  keeps = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
+  keeps, groups = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   z, y, u, v = [], [], [], []
-  for w, u_l, v_l, lib, keep, g in zip(kernels, state.u, state.v, libraries, keeps,
-                                       _groups(group_size, len(kernels))):
+  for w, u_l, v_l, lib, keep, g in zip(kernels, state.u, state.v, libraries, keeps, groups):
     z_l, y_l = _project(w + u_l, w + v_l, lib, keep, granularity, g)
     z.append(z_l), y.append(y_l), u.append(u_l + w - z_l), v.append(v_l + w - y_l)
   return AdmmState(z, y, u, v)
@@ -208,9 +208,9 @@ def admm_hard_prune(kernels: Sequence, libraries: Sequence, keep_ratios: Sequenc
     `(pruned_kernels, masks)`, lists of HWIO arrays; every kernel is all zero or one library
     pattern (with 'ou_group', shared by its group at that input channel).
   """
-  _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
+  _, groups = _check_layers(kernels, libraries, keep_ratios, granularity, group_size)
   masks = [prune_layer(w, lib, r, granularity, g)
-           for w, lib, r, g in zip(kernels, libraries, keep_ratios, _groups(group_size, len(kernels)))]
+           for w, lib, r, g in zip(kernels, libraries, keep_ratios, groups)]
   return [w * m for w, m in zip(kernels, masks)], masks
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from rramjax import patterns
 from rramjax.config import Config
 from rramjax.errors import ConfigError
+from rramjax.hardware.config import KERNEL_POSITIONS
 from rramjax.plan import column_group_size
 
 
@@ -55,7 +56,8 @@ def granularity(config: Config, kernels) -> tuple[str, tuple[int, ...]]:
   group = column_group_size(config.hardware)
   multi = config.prune.ou_group_layers == "multi_ou"
   return config.prune.granularity, tuple(
-      1 if multi and 9 * w.shape[2] <= config.hardware.ou_rows else group for w in kernels)
+      1 if multi and KERNEL_POSITIONS * w.shape[2] <= config.hardware.ou_rows else group
+      for w in kernels)
 
 
 def extract_libraries(config: Config, kernels) -> list[tuple[int, ...]]:
