@@ -11,7 +11,8 @@ layer, 85% overall 3x3-conv weight sparsity, ERK allocation; rho from 0.02, x1.5
 -> hard pruning -> 2 masked fine-tuning epochs -> 100 steps of fine-tuning with the bit-exact 'ou'
 crossbar in the loop, read noise of 0.5 LSB included (ADC full scale calibrated per layer) ->
 evaluation at 'ou' on the first 2,000 test images (0.5 LSB over 2 seeds, and noise off) beside the
-ideal model before and after that fine-tuning -> mapping onto 512x512 arrays.
+ideal model before and after that fine-tuning, each final row also with the batch norms' statistics
+re-estimated at its crossbar -> mapping onto 512x512 arrays.
 Channels (width 0.5): 16, 16, M, 32, 32, M, 64, 64, M. On a CPU the host is split into 2 jax
 devices and each batch spread over them (train.cpu_devices, train.devices; 1.3-1.7x faster on 2 cores);
 the 'ou' steps run on one device (host callbacks). Measured figures: docs/RESULTS.md.
@@ -36,9 +37,11 @@ def get_config(arg=None):
       # 0.5 LSB in the loop (a fresh draw per step): the fine-tuned weights learn the noise.
       "hardware": {"adc_full_scale": "calibrated", "read_noise_lsb": 0.5},
       # Hardware evaluation on the first 2,000 test images (the 2-core budget; the epoch records
-      # and the summary's ideal accuracy use all 10,000): at 0.5 LSB, and with the noise off.
+      # and the summary's ideal accuracy use all 10,000): at 0.5 LSB, and with the noise off;
+      # each row also with the batch norms' statistics re-estimated at its crossbar (40 batches).
       "crossbar": {"train_fidelity": "ou", "eval_fidelity": "ou", "eval_seeds": 2,
-                   "eval_read_noise_lsb": [0.0], "calib_examples": 256, "eval_limit": 2000},
+                   "eval_read_noise_lsb": [0.0], "calib_examples": 256, "eval_limit": 2000,
+                   "eval_bn_batches": 40},
   }
   if arg == "wide":  # the schedule of the docs/RESULTS.md experiments (one device, noise off)
     config["name"] = "fashion_mnist_wide"
@@ -58,12 +61,13 @@ def get_config(arg=None):
     config["prune"]["admm_update_every"] = 4
     # Noise-free hwtune and a 0.5 LSB evaluation row: the tests' expectations of this variant.
     config["hardware"]["read_noise_lsb"] = 0.0
-    config["crossbar"].update(eval_seeds=2, calib_examples=64, eval_read_noise_lsb=[0.5])
+    config["crossbar"].update(eval_seeds=2, calib_examples=64, eval_read_noise_lsb=[0.5],
+                              eval_bn_batches=2)
   if arg in ("dense", "dense_smoke"):
     config["prune"]["enabled"] = False
     config["train"].update(admm_epochs=0, finetune_epochs=0, hwtune_epochs=0)
     config["hardware"]["read_noise_lsb"] = 0.0
-    config["crossbar"].update(eval_fidelity="ideal", eval_read_noise_lsb=[])
+    config["crossbar"].update(eval_fidelity="ideal", eval_read_noise_lsb=[], eval_bn_batches=0)
   elif arg not in (None, "smoke", "wide", "ou_aware"):
     raise ValueError(f"Unknown variant {arg!r}; use ':smoke', ':dense', ':dense_smoke', ':wide', "
                      "':ou_aware' or nothing.")

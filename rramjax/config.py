@@ -183,6 +183,9 @@ class CrossbarConfig:
   act_percentile: float = 99.99        # input clipping level of each layer: this percentile
   eval_limit: int | None = None        # test examples of the hardware evaluation (None: all)
   eval_read_noise_lsb: tuple = ()      # extra hardware evaluations at these read-noise levels
+  eval_bn_batches: int = 0             # > 0: every final hardware row also evaluated with the batch
+                                       # norms' statistics re-estimated at its crossbar over this
+                                       # many training batches (docs/MODEL.md section 9)
   ou_path: str = "planned"             # 'planned': the OUs of the run's mapping (mapper.scheme,
                                        # docs/MODEL.md section 7); 'reference': every kernel over
                                        # its taps (section 3, the slow model)
@@ -199,6 +202,9 @@ class CrossbarConfig:
            f"{p}.eval_limit", f"must be a positive int or None, got {self.eval_limit!r}.")
     _check(all(isinstance(v, (int, float)) and v >= 0 for v in self.eval_read_noise_lsb),
            f"{p}.eval_read_noise_lsb", "must be a list of read-noise levels >= 0 (in ADC LSB).")
+    _check(isinstance(self.eval_bn_batches, int) and not isinstance(self.eval_bn_batches, bool)
+           and self.eval_bn_batches >= 0, f"{p}.eval_bn_batches",
+           f"must be an int >= 0 (0: no re-estimation), got {self.eval_bn_batches!r}.")
     _check(self.ou_path in OU_PATHS, f"{p}.ou_path",
            f"use one of {OU_PATHS}, got {self.ou_path!r}.")
     _check(self.backend is None or self.backend in OU_BACKENDS, f"{p}.backend",

@@ -139,7 +139,7 @@ def format_results(results: dict) -> str:
     if name in runs:
       r = runs[name]
       ideal = next(h for h in r["hardware"] if h["fidelity"] == "ideal" and h["model"] == "final")
-      ou = [h for h in r["hardware"] if h["fidelity"] == "ou"]
+      ou = [h for h in r["hardware"] if h["fidelity"] == "ou" and h["model"] == "final"]
       clean = next((h for h in ou if h["read_noise_lsb"] == 0), None)
       noisy = next((h for h in ou if h["read_noise_lsb"] > 0), None)
       gap = (f"{100 * (clean['accuracy_mean'] - reference['accuracy_mean']):+.2f} points"

@@ -50,6 +50,7 @@ def test_unknown_hardware_key_is_named():
     ({"prune": {"sparsity": 1.0}}, "prune.sparsity"),
     ({"prune": {"patterns_per_layer": 600}}, "prune.patterns_per_layer"),
     ({"crossbar": {"eval_fidelity": "analog"}}, "crossbar.eval_fidelity"),
+    ({"crossbar": {"eval_bn_batches": -1}}, "crossbar.eval_bn_batches"),
     ({"train": {"divergence_factor": 1.0}}, "train.divergence_factor"),
     ({"train": {"divergence_factor": math.nan}}, "train.divergence_factor"),
     ({"seed": -1}, "seed"),

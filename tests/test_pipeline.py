@@ -1,5 +1,6 @@
 """The whole pipeline on real Fashion-MNIST (smoke sizes): prune, fine-tune with the crossbar, map."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -10,7 +11,7 @@ from rramjax import patterns
 from rramjax.config import load_config
 from rramjax.errors import ConfigError
 from rramjax.mapper import load_mask_file
-from rramjax.train import targets, train_and_evaluate
+from rramjax.train import report, targets, train_and_evaluate
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.loop import Trainer, epoch_plan
 from rramjax.train.step import conv_kernels
@@ -60,12 +61,16 @@ def test_hardware_state_calibrated_and_evaluated(smoke_run):
   scales = np.asarray(state["hw_state"]["act_scale"])
   assert scales[0] == 1.0 and np.all(scales > 0) and np.any(scales[1:] != 1.0)
   rows = summary["hardware"]
+  bn = report.BN_MODEL
   assert [(r["model"], r["fidelity"], r["read_noise_lsb"]) for r in rows] == [
       ("before hwtune", "ideal", 0.0), ("final", "ideal", 0.0), ("final", "ou", 0.0),
-      ("final", "ou", 0.5)]
+      ("final", "ou", 0.5), (bn, "ideal", 0.0), (bn, "ou", 0.0), (bn, "ou", 0.5)]
   assert len({r["examples"] for r in rows}) == 1  # every row on the same test examples
-  assert [r["seeds"] for r in rows] == [1, 1, 1, config.crossbar.eval_seeds]
-  assert len(rows[3]["accuracy_per_seed"]) == config.crossbar.eval_seeds
+  seeds = config.crossbar.eval_seeds
+  assert [r["seeds"] for r in rows] == [1, 1, 1, seeds, 1, 1, seeds]
+  assert len(rows[3]["accuracy_per_seed"]) == seeds
+  assert [r.get("bn_batches") for r in rows[4:]] == [config.crossbar.eval_bn_batches] * 3
+  assert f"'{bn}' = the final model" in summary["hardware_table"]
   assert "vs ref" in summary["hardware_table"]
   # The reference row is the model at the end of masked fine-tuning (the ideal pruned model):
   # on the whole (smoke) test set it scores what that epoch's record says.
@@ -74,6 +79,56 @@ def test_hardware_state_calibrated_and_evaluated(smoke_run):
   assert rows[0]["accuracy_mean"] == pytest.approx(finetune_end["test_accuracy"], abs=1e-6)
   for r in rows:
     assert 0.0 <= r["accuracy_mean"] <= 1.0
+
+
+def _first_norm_stats(y):
+  y = np.asarray(y, np.float64)
+  return y.mean(axis=(0, 1, 2)), y.var(axis=(0, 1, 2))
+
+
+def test_report_reestimates_batch_norm_statistics_at_each_rows_crossbar(smoke_run):
+  """The report's re-estimated rows: each batch norm's statistics become the mean over
+  `crossbar.eval_bn_batches` training batches (those after the run's last epoch) of each batch's
+  statistics at the row's fidelity (checked on the first layer, computed directly with the conv
+  functions), read noise drawn from the batch's key; the final model's own rows are unchanged."""
+  import itertools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from rramjax.ops import conv3x3  # pylint: disable=g-import-not-at-top
+  from rramjax.train import hardware_glue  # pylint: disable=g-import-not-at-top
+  from rramjax.train.step import BN_RECAL_KEY, stream_key  # pylint: disable=g-import-not-at-top
+  config, workdir, summary, state, _ = smoke_run
+  trainer = Trainer(config, workdir, progress=False)
+  count = config.crossbar.eval_bn_batches
+  assert count == 2
+  run_stats = jax.tree_util.tree_map(np.array, state["batch_stats"])
+  epoch = len(trainer.plan)
+  batches = [images for images, _ in itertools.islice(trainer.train_batches(epoch), count)]
+  kernel0 = conv_kernels(state["params"])[0] * state["masks"][0]
+  key = stream_key(state, BN_RECAL_KEY)
+  hw = config.hardware.replace(read_noise_lsb=0.5)
+  ou_conv = hardware_glue.conv_builder("ou", hw, hardware_glue.ou_plans(config, state["masks"], hw),
+                                       config.crossbar.backend)
+  for fidelity, direct in (
+      ("ideal", lambda x, i: conv3x3(x, kernel0)),
+      ("ou", lambda x, i: ou_conv(state["masks"], state["hw_state"],
+                                  jax.random.fold_in(key, i))(x, kernel0, 0))):
+    stats = [_first_norm_stats(direct(x, i)) for i, x in enumerate(batches)]
+    norm0 = trainer.reestimate_bn(state, fidelity, hw)["batch_stats"]["norms"][0]
+    np.testing.assert_allclose(norm0["mean"], (stats[0][0] + stats[1][0]) / 2, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(norm0["var"], (stats[0][1] + stats[1][1]) / 2, rtol=1e-3, atol=1e-2)
+    assert not np.allclose(norm0["mean"], run_stats["norms"][0]["mean"], rtol=1e-3)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, run_stats,
+                         jax.tree_util.tree_map(np.asarray, state["batch_stats"]))
+  # The rows: re-estimation then the row's evaluation, the final model's rows as without it.
+  row = report.hardware_rows(config, state, None, trainer.hardware_eval, trainer.reestimate_bn)
+  assert [r["accuracy_per_seed"] for r in row] == [
+      r["accuracy_per_seed"] for r in summary["hardware"][1:]]
+  bare = dataclasses.replace(config, crossbar=dataclasses.replace(config.crossbar,
+                                                                  eval_bn_batches=0))
+  assert [r["model"] for r in report.hardware_rows(bare, state, None, trainer.hardware_eval)] == \
+      ["final"] * 3
+  with pytest.raises(ValueError, match="eval_bn_batches > 0 needs a `reestimate`"):
+    report.hardware_rows(config, state, None, trainer.hardware_eval)
 
 
 def test_outputs_for_the_mapper_and_the_reader(smoke_run):

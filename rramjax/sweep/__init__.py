@@ -6,7 +6,7 @@
   rramjax.sweep.pareto_front   the non-dominated points of (cost, accuracy) pairs
   rramjax.sweep.SweepEvaluator the vectorised accuracy evaluation (jax; `rramjax.sweep.evaluate`)
 
-Definitions (what is vectorised, what recompiles, the ADC energy model): docs/MODEL.md section 7.
+Definitions (what is vectorised, what recompiles, the ADC energy model): docs/MODEL.md section 10.
 The grid, the report and the plots are numpy only; jax loads on first use of the evaluator.
 """
 

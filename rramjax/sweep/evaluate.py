@@ -1,6 +1,6 @@
 """The accuracy side of a sweep: a run's model at 'ou' over grid points, vectorised (jax).
 
-How points share work (docs/MODEL.md section 7):
+How points share work (docs/MODEL.md section 10):
   * a *compile group* is the points whose crossbar computes the same OUs with the same codes: the
     same OU plans (OU shape, mapping scheme), cell, DAC, weight and input bits, sign encoding,
     device faults and backend (`static_hardware`, `plans_digest`). Each group compiles one
@@ -29,7 +29,6 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from rramjax.config import Config
 from rramjax.errors import CheckpointError
@@ -38,8 +37,7 @@ from rramjax.hardware.config import HardwareConfig
 from rramjax.train import hardware_glue
 from rramjax.train.checkpoint import Checkpointer
 from rramjax.train.loop import Trainer, create_optimizer
-from rramjax.train.step import (BN_RECAL_KEY, HARDWARE_EVAL_KEY, apply_masks, make_eval_step,
-                                make_train_step, stream_key)
+from rramjax.train.step import HARDWARE_EVAL_KEY, make_eval_step, make_train_step, stream_key
 
 # Test images per vmapped call (points x seeds x eval batch): bounds the memory of a call, whose
 # activations are held for every point at once.
@@ -336,15 +334,11 @@ class SweepEvaluator:
       raise ValueError(f"recalibrate_bn: batches must be a positive integer, got {batches!r}.")
     stats_fn = self._bn_stats_fn(setup, fidelity)
     state = {**self.state, "hw_state": {k: jnp.asarray(v) for k, v in self.values(setup).items()}}
-    key = stream_key(self.state, BN_RECAL_KEY)
-    total = None
-    for i, (images, _) in enumerate(itertools.islice(self._tune_batches(), batches)):
-      stats = stats_fn(state, images, jax.random.fold_in(key, i))
-      total = stats if total is None else jax.tree_util.tree_map(jnp.add, total, stats)
-    return {**state, "batch_stats": jax.tree_util.tree_map(lambda t: t / batches, total)}
+    images = (batch for batch, _ in self._tune_batches())
+    return hardware_glue.reestimate_bn(state, stats_fn, images, batches)
 
   def _bn_stats_fn(self, setup: PointSetup, fidelity: str):
-    """`(state, images, key) -> batch_stats`: every batch norm's statistics of this one batch."""
+    """`(state, images, key) -> batch_stats` at the point's crossbar (`make_bn_stats_step`)."""
     if fidelity not in ("ou", "ideal"):
       raise ValueError(f"recalibrate_bn: fidelity must be 'ou' or 'ideal', got {fidelity!r}.")
     backend = setup.config.crossbar.backend
@@ -353,17 +347,7 @@ class SweepEvaluator:
     if cache_key not in self._bn_fns:
       builder = (hardware_glue.conv_builder("ou", setup.hardware, setup.plans, backend)
                  if fidelity == "ou" else hardware_glue.conv_builder("ideal", setup.hardware))
-      graph = self.trainer.graph_train
-
-      def batch_stats(state, images, key):
-        model = nnx.merge(graph, apply_masks(state["params"], state["masks"]), state["batch_stats"])
-        for _, module in nnx.iter_modules(model):
-          if isinstance(module, nnx.BatchNorm):
-            module.momentum = 0.0  # the running statistics become this batch's
-        model(images, builder(state["masks"], state["hw_state"], key))
-        return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
-
-      self._bn_fns[cache_key] = jax.jit(batch_stats)
+      self._bn_fns[cache_key] = hardware_glue.make_bn_stats_step(self.trainer.graph_train, builder)
     return self._bn_fns[cache_key]
 
   # Hardware fine-tuning ------------------------------------------------------------------------

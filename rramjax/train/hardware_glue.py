@@ -4,7 +4,8 @@
           activation and ADC scales are calibrated (`calibrate`) on `crossbar.calib_examples`
           training images;
   report  test accuracy at `crossbar.eval_fidelity` (`hardware_eval`): with device noise, N noise
-          seeds vmapped, mean and std.
+          seeds vmapped, mean and std; optionally with the batch norms' statistics re-estimated
+          at the evaluated crossbar first (`make_bn_stats_step`, `reestimate_bn`).
 
 Functions take what they use (config, state, the model's eval graph, images, an evaluator); the
 compiled functions they build are cached by hashable arguments (graph, fidelity, hardware), not on
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from typing import Callable
 
 import jax
@@ -27,7 +29,8 @@ from rramjax.config import Config
 from rramjax.hardware import planned
 from rramjax.hardware.config import HardwareConfig
 from rramjax.ops import conv3x3
-from rramjax.train.step import HARDWARE_EVAL_KEY, apply_masks, conv_kernels, make_eval_step, stream_key
+from rramjax.train.step import (BN_RECAL_KEY, HARDWARE_EVAL_KEY, apply_masks, conv_kernels,
+                                make_eval_step, stream_key)
 
 # `evaluate(step, state, keys, limit) -> (accuracy, loss, examples)` over the test set.
 Evaluator = Callable
@@ -210,3 +213,49 @@ def hardware_eval(config: Config, state: dict, fidelity: str, *, graphdef, evalu
           "prog_noise": hw.prog_noise if noisy else 0.0, "seeds": seeds, "examples": examples,
           "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
           "accuracy_per_seed": [float(a) for a in np.asarray(acc)], "loss_mean": float(loss.mean())}
+
+
+def make_bn_stats_step(graph_train, build_conv):
+  """A jitted `(state, images, key) -> batch_stats`: every batch norm's statistics of one batch.
+
+  The model runs in training mode with `build_conv(masks, hw_state, key)`'s convolutions (e.g.
+  `conv_builder('ou', hw, plans)`: the crossbar with its calibration and read noise) and each
+  batch norm's momentum set to 0, so that its running mean and (biased) variance become this
+  batch's. No gradient is taken; the state is not changed.
+  """
+
+  def batch_stats(state, images, key):
+    model = nnx.merge(graph_train, apply_masks(state["params"], state["masks"]),
+                      state["batch_stats"])
+    for _, module in nnx.iter_modules(model):
+      if isinstance(module, nnx.BatchNorm):
+        module.momentum = 0.0  # the running statistics become this batch's
+    model(images, build_conv(state["masks"], state["hw_state"], key))
+    return nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+
+  return jax.jit(batch_stats)
+
+
+def reestimate_bn(state: dict, stats_step, batches, count: int) -> dict:
+  """The state with its batch-norm statistics re-estimated (docs/MODEL.md section 9).
+
+  Each batch norm's mean and variance become the plain mean, over `count` batches of `batches`
+  (images as the model takes them), of each batch's statistics from `stats_step`
+  (`make_bn_stats_step`), batch i with the key `fold_in(stream_key(state, BN_RECAL_KEY), i)`.
+  Weights, masks and hardware state stay the state's.
+
+  Raises:
+    ValueError: `count` is not a positive integer, or `batches` holds fewer than `count`.
+  """
+  if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    raise ValueError(f"batch-norm re-estimation: the number of batches must be a positive "
+                     f"integer, got {count!r}.")
+  key = stream_key(state, BN_RECAL_KEY)
+  total, seen = None, 0
+  for i, images in enumerate(itertools.islice(batches, count)):
+    stats = stats_step(state, images, jax.random.fold_in(key, i))
+    total = stats if total is None else jax.tree_util.tree_map(jnp.add, total, stats)
+    seen += 1
+  if seen < count:
+    raise ValueError(f"batch-norm re-estimation: {count} batches asked for, {seen} available.")
+  return {**state, "batch_stats": jax.tree_util.tree_map(lambda t: t / count, total)}

@@ -160,6 +160,7 @@ class Trainer:
     self.mesh = self.data_mesh  # the mesh of the work at hand (`place`)
     self._steps = {}
     self._evals = {}
+    self._bn_steps = {}
 
   def place(self, state, fidelity: str) -> dict:
     """Picks the mesh for work at `fidelity` and puts `state` on it.
@@ -277,6 +278,27 @@ class Trainer:
     return hardware_glue.hardware_eval(self.config, state, fidelity, graphdef=self.graph_eval,
                                        evaluate=self.evaluate_with, hw=hw, model=model)
 
+  def reestimate_bn(self, state, fidelity: str, hw: HardwareConfig | None = None) -> dict:
+    """The state with its batch-norm statistics re-estimated at `fidelity` and `hw`
+    (`hardware_glue.reestimate_bn` over `crossbar.eval_bn_batches` training batches, those of the
+    epochs after the run's last, as a sweep's; the state must be calibrated for 'ou')."""
+    c = self.config
+    hw = hw or c.hardware
+    plans = hardware_glue.ou_plans(c, state["masks"], hw) if fidelity == "ou" else None
+    key = (fidelity, hw if fidelity == "ou" else None, id(plans))
+    if key not in self._bn_steps:
+      self._bn_steps[key] = hardware_glue.make_bn_stats_step(
+          self.graph_train, hardware_glue.conv_builder(fidelity, hw, plans, c.crossbar.backend))
+    mesh = self.mesh if self.mesh is not None and c.train.batch_size % self.mesh.size == 0 else None
+
+    def images():
+      for epoch in itertools.count(len(self.plan)):
+        for batch, _ in self.train_batches(epoch):
+          yield parallel.shard_batch(mesh, batch)[0]
+
+    return hardware_glue.reestimate_bn(state, self._bn_steps[key], images(),
+                                       c.crossbar.eval_bn_batches)
+
   def final_report(self, state, reference=None) -> dict:
     """The run's summary (`report.final_report`).
 
@@ -290,7 +312,7 @@ class Trainer:
     if c.crossbar.eval_fidelity != "ideal":
       if not int(state["hw_calibrated"]):  # no hwtune phase: calibrate for the evaluation
         state = self.calibrate(state)
-      rows = report.hardware_rows(c, state, reference, self.hardware_eval)
+      rows = report.hardware_rows(c, state, reference, self.hardware_eval, self.reestimate_bn)
     return report.final_report(c, state, workdir=self.workdir, epochs=len(self.plan),
                                test=self.evaluate(state), hardware=rows,
                                out_hw=models.conv_output_sizes(self.plan_conv, self.side))

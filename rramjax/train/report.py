@@ -37,22 +37,42 @@ def phase_end_accuracy(metrics_path: str | pathlib.Path) -> dict[str, float]:
   return out
 
 
+BN_MODEL = "BN re-est."  # the label of the rows with re-estimated batch-norm statistics
+
+# `reestimate(state, fidelity, hw) -> state`: batch-norm statistics re-estimated at that crossbar.
+Reestimator = Callable
+
+
 def hardware_rows(config: Config, state: dict, reference: dict | None,
-                  evaluate_at: RowEvaluator) -> list[dict]:
+                  evaluate_at: RowEvaluator, reestimate: Reestimator | None = None) -> list[dict]:
   """The hardware table's rows: the ideal models first (the references), then the hardware.
 
+  With `crossbar.eval_bn_batches` > 0, each of the final model's rows is repeated (model
+  `BN_MODEL`) with its batch norms' statistics re-estimated at that row's fidelity and crossbar
+  first: the run's statistics describe the crossbar it was trained with (its ADC clipping and read
+  noise), not the ideal model or another noise level (docs/MODEL.md section 9).
+
   Args:
-    config: the run's config (`crossbar.eval_fidelity`, `crossbar.eval_read_noise_lsb`).
+    config: the run's config (`crossbar.eval_fidelity`, `crossbar.eval_read_noise_lsb`,
+      `crossbar.eval_bn_batches`).
     state: the final state (calibrated).
     reference: the state before hwtune (the ideal pruned model), or None.
     evaluate_at: evaluates one row (`hardware_glue.hardware_eval` with the run's data bound).
+    reestimate: re-estimates the statistics (`Trainer.reestimate_bn`); needed when
+      `crossbar.eval_bn_batches` > 0.
   """
   hw, fidelity = config.hardware, config.crossbar.eval_fidelity
+  points = [("ideal", hw), (fidelity, hw)] + [
+      (fidelity, hw.replace(read_noise_lsb=float(level)))
+      for level in config.crossbar.eval_read_noise_lsb]
   rows = [] if reference is None else [evaluate_at(reference, "ideal", hw, "before hwtune")]
-  rows.append(evaluate_at(state, "ideal", hw, "final"))
-  rows.append(evaluate_at(state, fidelity, hw, "final"))
-  for level in config.crossbar.eval_read_noise_lsb:
-    rows.append(evaluate_at(state, fidelity, hw.replace(read_noise_lsb=float(level)), "final"))
+  rows += [evaluate_at(state, f, h, "final") for f, h in points]
+  if config.crossbar.eval_bn_batches:
+    if reestimate is None:
+      raise ValueError("crossbar.eval_bn_batches > 0 needs a `reestimate` function.")
+    batches = config.crossbar.eval_bn_batches
+    rows += [{**evaluate_at(reestimate(state, f, h), f, h, BN_MODEL), "bn_batches": batches}
+             for f, h in points]
   return rows
 
 
@@ -71,6 +91,10 @@ def format_hardware_table(rows) -> str:
   title = "hardware evaluation (test set)"
   if ref is not None:
     title += f"; 'vs ref' = points vs the {ref.get('model', 'final')} model at 'ideal'"
+  bn = [r["bn_batches"] for r in rows if r.get("model") == BN_MODEL]
+  if bn:
+    title += (f"\n'{BN_MODEL}' = the final model with its batch norms' statistics re-estimated at "
+              f"the row's crossbar ({bn[0]} training batches)")
   lines = [title,
            f"{'model':>13} {'fidelity':>8} {'read noise':>10} {'prog noise':>10} {'seeds':>5} "
            f"{'examples':>8} {'accuracy':>16}" + (f" {'vs ref':>7}" if ideal is not None else "")]

@@ -11,7 +11,7 @@ a tag above every step number (steps are int32, so below 2^31), hence no evaluat
 training key:
   EPOCH_EVAL_KEY     2^31      the evaluation after every epoch (`Trainer.evaluate`);
   HARDWARE_EVAL_KEY  2^31 + 1  the final hardware evaluation, split into `eval_seeds` keys;
-  BN_RECAL_KEY       2^31 + 2  a sweep's batch-norm re-estimation at a point (one key per batch).
+  BN_RECAL_KEY       2^31 + 2  batch-norm re-estimation (the report's, a sweep's; one key per batch).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ RESUMABLE_KEYS = {
     "crossbar.eval_seeds": "the hardware evaluation after training",
     "crossbar.eval_limit": "the hardware evaluation after training",
     "crossbar.eval_read_noise_lsb": "the hardware evaluation after training",
+    "crossbar.eval_bn_batches": "the hardware evaluation after training",
     "crossbar.backend": "which kernels compute the same planned crossbar (bit-exact outputs)",
 }
 _MISSING = object()
