@@ -25,6 +25,7 @@ import contextlib
 import resource
 import time
 
+from benchmark import device_name
 from rramjax.mapper.cli import read_run_config
 from rramjax.sweep import expand, parse_grid
 from rramjax.sweep import evaluate as evaluate_lib
@@ -75,6 +76,7 @@ def main(argv=None):
   mismatch = [p.values for i, p in enumerate(points)
               if vectorised[i]["ou_accuracy_per_seed"] != alone[i]["accuracy_per_seed"]]
   n = len(points)
+  print(f"device: {device_name()}")
   evaluations = sum(r["seeds"] for r in vectorised.values())
   print(f"{n} points, {evaluations} evaluations of {vectorised[0]['examples']} test images, "
         f"{groups} compile group(s)")
