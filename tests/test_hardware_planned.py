@@ -2,6 +2,8 @@
 path and the mapper's functional simulation: outputs bit for bit, gradients, the noise law, every
 backend, both mapping schemes and other OU shapes."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,6 +69,35 @@ def test_planned_equals_reference(backend, seed, encoding, mode, bits, shape, pa
 def test_pallas_kernel_equals_reference(encoding, mode, bits, shape):
   """The GPU kernel, run in Pallas's interpret mode on the CPU (compiles slowly: few cases)."""
   _check_against_reference("pallas", 1, encoding, mode, bits, shape, True)
+
+
+@pytest.mark.parametrize("scheme, encoding", [("pattern", "offset"), ("packed", "differential")])
+def test_pallas_kernel_lowers_for_cuda(monkeypatch, scheme, encoding):
+  """The GPU kernel compiled, not interpreted: forward, backward and vmapped over keys, lowered for
+  CUDA from this CPU. Pallas's Triton lowering rejects what interpret mode runs happily (a missing
+  primitive such as `round`, an unsupported index); this catches it without a GPU. (Triton's own
+  compilation to PTX happens on the GPU only: scripts/device_check.sh.)"""
+  from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(pallas_gpu, "_interpret", lambda: False)
+  hw = HardwareConfig(read_noise_lsb=0.5, adc_full_scale="calibrated", sign_encoding=encoding)
+  x, wc, mask = _problem(3, hw)
+  m, plan = jnp.asarray(mask, jnp.float32), make_ou_plan(mask, hw, scheme=scheme)
+
+  def f(x, w, key):
+    return crossbar_conv(x, w, m, hw, full_scale=jnp.float32(300.0), key=key, plan=plan,
+                         backend="pallas")
+
+  def value_and_grads(x, w, key):
+    return jax.value_and_grad(lambda x, w: jnp.sum(f(x, w, key)), argnums=(0, 1))(x, w)
+
+  def vmapped(x, w, key):
+    return jax.vmap(lambda k: f(x, w, k))(jax.random.split(key, 3))
+
+  for fn, kernels in ((f, {"ou_forward"}), (value_and_grads, {"ou_forward", "ou_backward"}),
+                      (vmapped, {"ou_forward"})):
+    text = jax.jit(fn).trace(x, wc, jax.random.key(0)).lower(lowering_platforms=("cuda",)).as_text()
+    assert "__gpu$xla.gpu.triton" in text, fn.__name__  # compiled for the GPU, not interpreted
+    assert set(re.findall(r"\bou_(?:forward|backward)\b", text)) == kernels, fn.__name__
 
 
 def _check_against_reference(backend, seed, encoding, mode, bits, shape, patterns):
