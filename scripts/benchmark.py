@@ -19,7 +19,8 @@ Fashion-MNIST batches when the data set is installed, VGG16 synthetic 32x32x3 im
 also times `map_network` on paper-shaped VGG16 masks (numpy, host). It prints the table with the
 device and versions, appends the rows to docs/BENCHMARKS.md, and with `--json PATH` writes
 `{"device", "versions", "rows": [{model, fidelity, devices, train_img_s, eval_img_s, train_ratio,
-eval_ratio, peak_bytes}], "map_vgg16_s"}`.
+eval_ratio, peak_bytes, train_first_s, eval_first_s}], "map_vgg16_s"}` (`*_first_s`: the first
+call's seconds, compilation included).
 """
 
 from __future__ import annotations
@@ -155,8 +156,12 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
   images, labels = parallel.shard_batch(mesh, jnp.asarray(images), jnp.asarray(labels))
   (valid,) = parallel.shard_batch(mesh, jnp.ones(len(labels), bool))
 
-  def timed(fn, count):
+  first = {}
+
+  def timed(fn, count, name):
+    start = time.perf_counter()
     jax.block_until_ready(fn())  # compile + warm-up
+    first[name] = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(count):
       out = fn()
@@ -170,12 +175,14 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
     return metrics
 
   with parallel.use_mesh(mesh):
-    t_train = timed(train, steps)
-    t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps)
+    t_train = timed(train, steps, "train")
+    t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps,
+                   "eval")
   stats = jax.devices()[0].memory_stats() or {}
   peak = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   return {"model": model, "fidelity": fidelity, "devices": devices, "train_img_s": batch / t_train,
-          "eval_img_s": batch / t_eval, "peak_bytes": int(peak)}
+          "eval_img_s": batch / t_eval, "peak_bytes": int(peak),
+          "train_first_s": first["train"], "eval_first_s": first["eval"]}
 
 
 # The parent -----------------------------------------------------------------------------------
@@ -259,7 +266,8 @@ def main(argv=None) -> int:
       row["eval_ratio"] = row["eval_img_s"] / ideal["eval_img_s"] if ideal else float("nan")
       rows.append(row)
       print(f"  {model} {fidelity} on {devices} device(s): train {row['train_img_s']:.1f} img/s ({row['train_ratio']:.3f}x), "
-            f"eval {row['eval_img_s']:.1f} img/s ({row['eval_ratio']:.3f}x)", flush=True)
+            f"eval {row['eval_img_s']:.1f} img/s ({row['eval_ratio']:.3f}x); first call (compile) "
+            f"train {row['train_first_s']:.1f} s, eval {row['eval_first_s']:.1f} s", flush=True)
   map_s = map_vgg16_seconds()
   print(_format(rows, device, vers))
   print(f"map_network, paper-shaped VGG16 (13 conv layers): {map_s:.3f} s")

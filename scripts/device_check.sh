@@ -98,11 +98,11 @@ else
   note "--- sweep benchmark skipped: runs/fashion_mnist_small is missing (run the README's main job, carry it)"
 fi
 
-step "benchmark VGG16 32x32 bf16 batch 256" 170 "^device|^model|^vgg|^map_network|Error|failed" \
+step "benchmark VGG16 32x32 bf16 batch 256" 170 "^device|^model|^ *vgg|^map_network|Error|failed" \
   "$PY" scripts/benchmark.py --models vgg16 --batch 256 --dtype bfloat16 --fidelities ideal,quant,ou-planned --no-append \
   --json "$out/bench_vgg16.json" "${bench[@]}"
 
-step "benchmark small VGG batch 128" 90 "^device|^model|^vgg|^map_network|Error|failed" \
+step "benchmark small VGG batch 128" 90 "^device|^model|^ *vgg|^map_network|Error|failed" \
   "$PY" scripts/benchmark.py --models vgg_small --no-append --json "$out/bench_small.json" "${bench[@]}"
 
 note "=== done after $SECONDS s"
