@@ -111,6 +111,45 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
             dtype: str, smoke: bool, devices: int = 1) -> dict:
   """Times one (model, fidelity) on `devices` devices: train and eval images/s and peak memory."""
   import jax  # pylint: disable=g-import-not-at-top
+  from rramjax.train import parallel  # pylint: disable=g-import-not-at-top
+
+  mesh, train_step, eval_step, state, images, labels, valid = setup_row(
+      model, fidelity, batch, width, sparsity, dtype, smoke, devices)
+  first = {}
+
+  def timed(fn, count, name):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())  # compile + warm-up
+    first[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(count):
+      out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / count
+
+  box = {"state": state}
+
+  def train():
+    box["state"], metrics = train_step(box["state"], images, labels)
+    return metrics
+
+  with parallel.use_mesh(mesh):
+    t_train = timed(train, steps, "train")
+    t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps,
+                   "eval")
+  stats = jax.devices()[0].memory_stats() or {}
+  peak = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return {"model": model, "fidelity": fidelity, "devices": devices, "train_img_s": batch / t_train,
+          "eval_img_s": batch / t_eval, "peak_bytes": int(peak),
+          "train_first_s": first["train"], "eval_first_s": first["eval"]}
+
+
+def setup_row(model: str, fidelity: str, batch: int, width: float, sparsity: float, dtype: str,
+              smoke: bool, devices: int = 1):
+  """One row's jitted steps and inputs: `(mesh, train_step, eval_step, state, images, labels,
+  valid)`, called as `train_step(state, images, labels)` and
+  `eval_step(state, images, labels, valid, key)` under `parallel.use_mesh(mesh)`."""
+  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
@@ -155,34 +194,7 @@ def run_row(model: str, fidelity: str, batch: int, steps: int, width: float, spa
   state = parallel.replicate(mesh, state)
   images, labels = parallel.shard_batch(mesh, jnp.asarray(images), jnp.asarray(labels))
   (valid,) = parallel.shard_batch(mesh, jnp.ones(len(labels), bool))
-
-  first = {}
-
-  def timed(fn, count, name):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())  # compile + warm-up
-    first[name] = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(count):
-      out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - start) / count
-
-  box = {"state": state}
-
-  def train():
-    box["state"], metrics = train_step(box["state"], images, labels)
-    return metrics
-
-  with parallel.use_mesh(mesh):
-    t_train = timed(train, steps, "train")
-    t_eval = timed(lambda: eval_step(box["state"], images, labels, valid, jax.random.key(1)), steps,
-                   "eval")
-  stats = jax.devices()[0].memory_stats() or {}
-  peak = stats.get("peak_bytes_in_use") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  return {"model": model, "fidelity": fidelity, "devices": devices, "train_img_s": batch / t_train,
-          "eval_img_s": batch / t_eval, "peak_bytes": int(peak),
-          "train_first_s": first["train"], "eval_first_s": first["eval"]}
+  return mesh, train_step, eval_step, state, images, labels, valid
 
 
 # The parent -----------------------------------------------------------------------------------

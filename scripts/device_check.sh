@@ -5,6 +5,9 @@
 #   bash scripts/device_check.sh [OUT_DIR]          # on the GPU machine (OUT_DIR: $OUT, else device_out)
 #   PY=.venv/bin/python bash scripts/device_check.sh --smoke /tmp/dc   # here: the script itself, tiny sizes
 #
+# Before spending device time, `python scripts/lower_for_gpu.py` (~80 s on a CPU) shows that the
+# steps it times lower for CUDA with Triton kernels and no host callbacks.
+#
 # It reads two ignored folders, which must travel with the checkout:
 #   data/fashion-mnist         the Fashion-MNIST IDX files (cp -r /usr/share/datasets/fashion-mnist data/)
 #   runs/fashion_mnist_small   the default job's run (README's first command), for the sweep benchmark
