@@ -15,9 +15,10 @@
 # Steps, in order of what they settle; each has its own time limit, and one that fails or runs out is
 # logged and the next one runs (the whole stays under ~8.5 minutes):
 #   1. the device and versions;
-#   2. tests/test_hardware_planned.py on the device: the Pallas kernel compiled by Triton (the CPU
-#      suite runs it in interpret mode), against the reference path, the mapper's functional
-#      simulation, and the other backends' noise;
+#   2. the tests of tests/test_hardware_planned.py that run the Pallas kernel, on the device: the
+#      kernel compiled by Triton (the CPU suite runs it in interpret mode) against the reference
+#      path (outputs bit for bit, gradients), vmapped entries against single calls, and the other
+#      backends' noise draws;
 #   3. scripts/bench_sweep.py on the default run: the 20-point ADC x read-noise grid, vectorised
 #      against one by one (the sweep's 5x figure);
 #   4. scripts/benchmark.py for VGG16 32x32, bfloat16, batch 256 at the paper's CIFAR-10 sparsity:
@@ -86,7 +87,8 @@ if [ $smoke -eq 1 ]; then
   grid=(--grid hardware.adc_bits=5,8 --grid hardware.read_noise_lsb=0,0.5 --seeds 1)
   bench=(--smoke --steps 2)
 else
-  tests=(tests/test_hardware_planned.py)
+  # Every test that runs the Pallas kernel (compiled here), in four processes.
+  tests=(tests/test_hardware_planned.py -n 4 -k "pallas or noisy_backends or vmapped_entries")
   grid=(--grid hardware.adc_bits=4,5,6,7,8 --grid hardware.read_noise_lsb=0,0.25,0.5,1.0 --seeds 2)
   bench=()
 fi
