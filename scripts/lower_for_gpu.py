@@ -4,9 +4,10 @@ need no GPU.
   python scripts/lower_for_gpu.py                        # VGG16 32x32 bf16 batch 256, small VGG 128
   python scripts/lower_for_gpu.py --models vgg_small --batch 8
 
-For each model: scripts/benchmark.py's planned `ou` row (the same masks, hardware and steps) built
-with the `pallas` backend compiled for the GPU instead of Pallas's interpret mode, and its jitted
-train and eval steps lowered with `lowering_platforms=("cuda",)`. That runs Pallas's Triton
+For each model: scripts/benchmark.py's planned `ou` row (the same masks, hardware and steps), its
+jitted train and eval steps traced and lowered within `rramjax.hardware.lowering_for_gpu()` (the
+`pallas` backend, compiled for an H100 instead of Pallas's interpret mode) with
+`lowering_platforms=("cuda",)`. That runs Pallas's Triton
 lowering of every kernel (a primitive Triton lacks fails here), and shows that no host callback is
 left in the GPU program (a numba kernel there would copy every activation to the host). Prints,
 per step: the lowering's seconds, the Triton kernels, the host callbacks, the StableHLO's size and
@@ -45,31 +46,27 @@ def constant_bytes(text: str) -> tuple[int, int]:
 def lower_row(model: str, batch: int, width: float, sparsity: float, dtype: str) -> list[dict]:
   """The row's train and eval steps lowered for CUDA with the compiled Pallas kernels."""
   import jax  # pylint: disable=g-import-not-at-top
-  from rramjax.hardware import planned  # pylint: disable=g-import-not-at-top
-  from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
-  from rramjax.train import parallel  # pylint: disable=g-import-not-at-top
+  from rramjax.hardware import lowering_for_gpu  # pylint: disable=g-import-not-at-top
 
-  # What a GPU process would pick: the Pallas backend, compiled (not interpreted).
-  planned.default_backend = lambda: "pallas"
-  pallas_gpu._interpret = lambda: False  # pylint: disable=protected-access
-  mesh, train_step, eval_step, state, images, labels, valid = benchmark.setup_row(
+  # One device: no data mesh (the steps are traced under lowering_for_gpu's abstract one).
+  _, train_step, eval_step, state, images, labels, valid = benchmark.setup_row(
       model, "ou-planned", batch, width, sparsity, dtype, smoke=True)
   calls = {"train": (train_step, (state, images, labels)),
            "eval": (eval_step, (state, images, labels, valid, jax.random.key(1)))}
   out = []
-  with parallel.use_mesh(mesh):
-    for name, (step, args) in calls.items():
-      start = time.perf_counter()
-      try:
+  for name, (step, args) in calls.items():
+    start = time.perf_counter()
+    try:
+      with lowering_for_gpu():  # what a GPU process picks: 'pallas', compiled by Triton
         text = step.trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-      except Exception as e:  # pylint: disable=broad-except
-        out.append({"model": model, "step": name, "error": f"{type(e).__name__}: {str(e)[:500]}"})
-        continue
-      count, size = constant_bytes(text)
-      out.append({"model": model, "step": name, "seconds": time.perf_counter() - start,
-                  "triton": text.count("__gpu$xla.gpu.triton"),
-                  "callbacks": len(re.findall(r"custom_call @\w*callback", text)),
-                  "hlo_mb": len(text) / 1e6, "constants": count, "constant_mb": size / 1e6})
+    except Exception as e:  # pylint: disable=broad-except
+      out.append({"model": model, "step": name, "error": f"{type(e).__name__}: {str(e)[:500]}"})
+      continue
+    count, size = constant_bytes(text)
+    out.append({"model": model, "step": name, "seconds": time.perf_counter() - start,
+                "triton": text.count("__gpu$xla.gpu.triton"),
+                "callbacks": len(re.findall(r"custom_call @\w*callback", text)),
+                "hlo_mb": len(text) / 1e6, "constants": count, "constant_mb": size / 1e6})
   return out
 
 

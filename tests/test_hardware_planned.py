@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rramjax.errors import ConfigError
-from rramjax.hardware import HardwareConfig, crossbar_conv, make_ou_plan
+from rramjax.hardware import (HardwareConfig, crossbar_conv, default_backend, lowering_for_gpu,
+                              make_ou_plan)
 from rramjax.mapper import simulate_layer
 
 BACKENDS = ["numba", "xla", "pallas"]
@@ -72,32 +73,36 @@ def test_pallas_kernel_equals_reference(encoding, mode, bits, shape):
 
 
 @pytest.mark.parametrize("scheme, encoding", [("pattern", "offset"), ("packed", "differential")])
-def test_pallas_kernel_lowers_for_cuda(monkeypatch, scheme, encoding):
-  """The GPU kernel compiled, not interpreted: forward, backward and vmapped over keys, lowered for
-  CUDA from this CPU. Pallas's Triton lowering rejects what interpret mode runs happily (a missing
+def test_pallas_kernel_lowers_for_cuda(scheme, encoding):
+  """The GPU kernel compiled, not interpreted: forward, backward and vmapped as a sweep does,
+  lowered for CUDA (`lowering_for_gpu`) without a GPU. Pallas's Triton lowering rejects what interpret mode runs happily (a missing
   primitive such as `round`, an unsupported index); this catches it without a GPU. (Triton's own
   compilation to PTX happens on the GPU only: scripts/device_check.sh.)"""
-  from rramjax.hardware.kernels import pallas_gpu  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(pallas_gpu, "_interpret", lambda: False)
   hw = HardwareConfig(read_noise_lsb=0.5, adc_full_scale="calibrated", sign_encoding=encoding)
   x, wc, mask = _problem(3, hw)
   m, plan = jnp.asarray(mask, jnp.float32), make_ou_plan(mask, hw, scheme=scheme)
 
-  def f(x, w, key):
+  outside = default_backend()
+
+  def f(x, w, key, **overrides):  # the default backend: 'pallas' within lowering_for_gpu
     return crossbar_conv(x, w, m, hw, full_scale=jnp.float32(300.0), key=key, plan=plan,
-                         backend="pallas")
+                         **overrides)
 
   def value_and_grads(x, w, key):
     return jax.value_and_grad(lambda x, w: jnp.sum(f(x, w, key)), argnums=(0, 1))(x, w)
 
-  def vmapped(x, w, key):
-    return jax.vmap(lambda k: f(x, w, k))(jax.random.split(key, 3))
+  def vmapped(x, w, key):  # as a sweep's entries: keys, ADC top codes and noise levels
+    return jax.vmap(lambda k, top, noise: f(x, w, k, max_code=top, noise_lsb=noise))(
+        jax.random.split(key, 3), jnp.asarray([15.0, 63.0, 255.0]), jnp.asarray([0.0, 0.5, 1.0]))
 
   for fn, kernels in ((f, {"ou_forward"}), (value_and_grads, {"ou_forward", "ou_backward"}),
                       (vmapped, {"ou_forward"})):
-    text = jax.jit(fn).trace(x, wc, jax.random.key(0)).lower(lowering_platforms=("cuda",)).as_text()
+    key = jax.random.key(0)
+    with lowering_for_gpu():
+      text = jax.jit(fn).trace(x, wc, key).lower(lowering_platforms=("cuda",)).as_text()
     assert "__gpu$xla.gpu.triton" in text, fn.__name__  # compiled for the GPU, not interpreted
     assert set(re.findall(r"\bou_(?:forward|backward)\b", text)) == kernels, fn.__name__
+  assert default_backend() == outside  # the platform's backend again after it
 
 
 def _check_against_reference(backend, seed, encoding, mode, bits, shape, patterns):

@@ -15,7 +15,7 @@ _LAZY = {
     "faults": ("fast_normal", "has_device_faults", "program_cells", "read_noise"),
     "fidelity": ("FIDELITIES", "calibrate_act_scales", "calibrate_adc_full_scale", "init_hw_state",
                  "make_conv_fn"),
-    "planned": ("BACKENDS", "default_backend", "make_ou_plan"),
+    "planned": ("BACKENDS", "default_backend", "lowering_for_gpu", "make_ou_plan"),
     "quant": ("clip_ste", "fake_quant_inputs", "fake_quant_weights", "input_step",
               "quantize_inputs", "quantize_weights", "round_half_up", "round_ste", "weight_scale"),
 }

@@ -22,6 +22,7 @@ same law as the reference path, other draws.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -61,10 +62,42 @@ def make_ou_plan(mask, hw: HardwareConfig | None = None, *, scheme: str = "patte
   return make_plan(np.asarray(mask), hw or HardwareConfig(), scheme, filter_order)
 
 
+# The GPU that `lowering_for_gpu` lowers for (None: none; the platform decides).
+_GPU_TARGET: str | None = None
+
+
+@contextlib.contextmanager
+def lowering_for_gpu(device_kind: str = "NVIDIA H100"):
+  """Within it, the planned path is built as on a GPU, so that it lowers for CUDA on a machine
+  without one: `jax.jit(f).trace(*args).lower(lowering_platforms=("cuda",))`.
+
+  The default backend is 'pallas', its kernels compiled (not Pallas's interpret mode) and lowered
+  by Triton for `device_kind` (jax >= 0.11 reads the target from an abstract mesh; jax 0.10 needs
+  none). For checks of the GPU path on a CPU (tests, scripts/lower_for_gpu.py): Triton's
+  compilation to PTX and a run still need the GPU. Make the arguments (keys too) before entering:
+  operations run eagerly inside it have no device.
+  """
+  global _GPU_TARGET
+  device = jax.sharding.AbstractDevice(device_kind=device_kind, num_cores=None, platform="gpu")
+  mesh = jax.sharding.AbstractMesh((1,), ("gpu_target",), abstract_device=device)
+  previous, _GPU_TARGET = _GPU_TARGET, device_kind
+  try:
+    with jax.sharding.use_abstract_mesh(mesh):
+      yield
+  finally:
+    _GPU_TARGET = previous
+
+
+def compiled_for_gpu() -> bool:
+  """Whether GPU kernels are compiled here (on a GPU, or within `lowering_for_gpu`)."""
+  return _GPU_TARGET is not None or jax.default_backend() == "gpu"
+
+
 def default_backend() -> str:
-  """'numba' on a CPU when numba imports, 'pallas' on a GPU, else 'xla'."""
+  """'numba' on a CPU when numba imports, 'pallas' on a GPU (or within `lowering_for_gpu`), else
+  'xla'."""
   platform = jax.default_backend()
-  if platform == "gpu":
+  if platform == "gpu" or _GPU_TARGET is not None:
     return "pallas"
   if platform == "cpu":
     try:

@@ -121,7 +121,8 @@ def _static(spec, x, cellmat):
 
 
 def _interpret() -> bool:
-  return jax.default_backend() != "gpu"
+  from rramjax.hardware import planned  # pylint: disable=g-import-not-at-top
+  return not planned.compiled_for_gpu()
 
 
 def _padded(spec):
