@@ -75,13 +75,13 @@ def test_pallas_kernel_equals_reference(encoding, mode, bits, shape):
 @pytest.mark.parametrize("scheme, encoding", [("pattern", "offset"), ("packed", "differential")])
 def test_pallas_kernel_lowers_for_cuda(scheme, encoding):
   """The GPU kernel compiled, not interpreted: forward, backward and vmapped as a sweep does,
-  lowered for CUDA (`lowering_for_gpu`) without a GPU. Pallas's Triton lowering rejects what interpret mode runs happily (a missing
-  primitive such as `round`, an unsupported index); this catches it without a GPU. (Triton's own
-  compilation to PTX happens on the GPU only: scripts/device_check.sh.)"""
+  lowered for CUDA within `lowering_for_gpu`. Pallas's Triton lowering rejects what interpret mode
+  runs happily (a missing primitive such as `round`, an unsupported index); this catches it
+  without a GPU. (Triton's own compilation to PTX happens on the GPU only:
+  scripts/device_check.sh.)"""
   hw = HardwareConfig(read_noise_lsb=0.5, adc_full_scale="calibrated", sign_encoding=encoding)
   x, wc, mask = _problem(3, hw)
   m, plan = jnp.asarray(mask, jnp.float32), make_ou_plan(mask, hw, scheme=scheme)
-
   outside = default_backend()
 
   def f(x, w, key, **overrides):  # the default backend: 'pallas' within lowering_for_gpu
