@@ -147,10 +147,16 @@ class PruneConfig:
   # kernel column (9 * Cin rows) spans more than one OU; the others keep kernel granularity
   # (sharing there saves no OU: docs/MODEL.md section 8).
   ou_group_layers: str = "all"
+  # With 'ou_group': which filters form a group. 'given': consecutive filters as initialised;
+  # 'greedy': when ADMM begins, each layer's filters are reordered (with their batch norm and the
+  # next layer's input channels: the same function) so that a group's filters prefer the same
+  # patterns (`rramjax.patterns.grouping`, docs/MODEL.md section 8).
+  filter_order: str = "given"
 
   def validate(self, p):
     _check(self.granularity in GRANULARITIES, f"{p}.granularity", "use kernel or ou_group.")
     _check(self.ou_group_layers in ("all", "multi_ou"), f"{p}.ou_group_layers", "use all or multi_ou.")
+    _check(self.filter_order in ("given", "greedy"), f"{p}.filter_order", "use given or greedy.")
     _check(self.library in LIBRARIES, f"{p}.library", "use greedy, patdnn or patdnn_default.")
     _check(self.allocation in ALLOCATION_RULES, f"{p}.allocation", "use uniform, first_dense or erk.")
     _check(isinstance(self.pattern_size, int) and 1 <= self.pattern_size <= KERNEL_POSITIONS,

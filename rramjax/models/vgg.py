@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import jax
+import numpy as np
 from flax import nnx
 
 from rramjax.ops import conv3x3, max_pool2x2
@@ -85,3 +86,54 @@ class VGG(nnx.Module):
       x = nnx.relu(dense(x))
     return self.head(x)
 
+
+
+def permute_filters(params: dict, batch_stats: dict, layer: int, order) -> tuple[dict, dict]:
+  """The same network with the filters of 3x3 layer `layer` reordered: new filter `i` is old filter
+  `order[i]`.
+
+  Works on a `VGG`'s pure parameter and batch-statistic dicts (`nnx.to_pure_dict`): the layer's
+  kernel (output axis), its batch norm (scale, bias, mean, var), and what reads its output: the
+  next 3x3 layer's input axis, or, after the last one, the rows of the first dense layer (the
+  flattened NHWC features, channel fastest; max pools keep channels apart). The network computes
+  the same function (up to the order of floating-point sums over channels).
+
+  Example:
+    >>> import numpy as np
+    >>> from flax import nnx
+    >>> model = VGG((4, "M", 4), 3, in_channels=1, input_size=4, rngs=nnx.Rngs(0))
+    >>> _, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    >>> params, stats = nnx.to_pure_dict(params), nnx.to_pure_dict(stats)
+    >>> new, _ = permute_filters(params, stats, 0, [3, 2, 1, 0])
+    >>> bool(np.all(new["convs"][0]["kernel"][..., 0] == params["convs"][0]["kernel"][..., 3]))
+    True
+  """
+  convs = params["convs"]
+  keys = sorted(convs)
+  key = keys[layer]
+  cout = convs[key]["kernel"].shape[3]
+  order = np.asarray(order)
+  if sorted(order.tolist()) != list(range(cout)):
+    raise ValueError(f"order must be a permutation of the layer's {cout} filters, got {order.tolist()}.")
+  new_convs = dict(convs)
+  new_convs[key] = {**convs[key], "kernel": convs[key]["kernel"][..., order]}
+  norms = params["norms"]
+  new_params = {**params, "convs": new_convs,
+                "norms": {**norms, key: {n: v[order] for n, v in norms[key].items()}}}
+  stat_norms = batch_stats["norms"]
+  new_stats = {**batch_stats,
+               "norms": {**stat_norms, key: {n: v[order] for n, v in stat_norms[key].items()}}}
+  if layer + 1 < len(keys):
+    nxt = keys[layer + 1]
+    new_convs[nxt] = {**convs[nxt], "kernel": convs[nxt]["kernel"][:, :, order, :]}
+  else:
+    name, dense = (("hidden", params["hidden"][sorted(params["hidden"])[0]])
+                   if params.get("hidden") else ("head", params["head"]))
+    kernel = dense["kernel"]
+    rows = kernel.reshape(-1, cout, kernel.shape[1])[:, order, :].reshape(kernel.shape)
+    if name == "head":
+      new_params["head"] = {**dense, "kernel": rows}
+    else:
+      first = sorted(params["hidden"])[0]
+      new_params["hidden"] = {**params["hidden"], first: {**dense, "kernel": rows}}
+  return new_params, new_stats

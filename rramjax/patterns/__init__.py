@@ -19,6 +19,7 @@ from rramjax.patterns.connectivity import (ALLOCATION_RULES, check_keep_ratio, c
                                            keep_ratios_for_sparsity, num_kept_kernels, num_units,
                                            project_connectivity, prune_layer, top_groups,
                                            top_kernels, validate_targets)
+from rramjax.patterns.grouping import group_order, grouped_kept_energy
 from rramjax.patterns.library import (default_patdnn_library, extract_library_greedy,
                                       extract_library_patdnn, library_objective, surviving_energy,
                                       top_k_codes)
@@ -33,7 +34,7 @@ __all__ = [
     "extract_library_patdnn", "extract_library_greedy", "default_patdnn_library",
     "library_objective", "surviving_energy", "top_k_codes",
     "project_to_library", "projection_choice", "as_library_matrix", "GRANULARITIES",
-    "check_granularity", "group_energy", "sum_filter_groups", "expand_filter_groups",
+    "check_granularity", "group_energy", "group_order", "grouped_kept_energy", "sum_filter_groups", "expand_filter_groups",
     "connectivity_mask", "num_kept_kernels", "num_units", "check_keep_ratio", "top_kernels",
     "top_groups", "project_connectivity", "keep_ratios_for_sparsity", "prune_layer",
     "validate_targets", "pattern_report", "format_pattern_report", "plot_libraries",

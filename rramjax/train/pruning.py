@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rramjax import patterns
 from rramjax.config import Config
+from rramjax.models.vgg import permute_filters
 from rramjax.train import admm, targets
 from rramjax.train.step import conv_kernels, with_conv_kernels
 
@@ -86,8 +88,29 @@ def step_hook(config: Config, phase: str):
   return 0, None
 
 
+def group_filters(config: Config, state: dict) -> dict:
+  """With `prune.filter_order='greedy'` at 'ou_group' granularity: each layer's filters reordered
+  (`rramjax.models.vgg.permute_filters`, the same network) so that its column groups keep more
+  squared weight under the group projection (`rramjax.patterns.grouping.group_order`, with the
+  library extracted from the given order). Otherwise the state as it is."""
+  p = config.prune
+  if p.granularity != "ou_group" or p.filter_order != "greedy":
+    return state
+  kernels = [np.asarray(k) for k in conv_kernels(state["params"])]
+  libraries = targets.extract_libraries(config, kernels)
+  _, groups = targets.granularity(config, kernels)
+  params, stats = state["params"], state["batch_stats"]
+  for layer, (w, lib, group) in enumerate(zip(kernels, libraries, groups)):
+    order = patterns.group_order(w, lib, group)
+    if np.any(order != np.arange(len(order))):
+      params, stats = permute_filters(params, stats, layer, order)
+  return {**state, "params": params, "batch_stats": stats}
+
+
 def start_pruning(config: Config, state: dict) -> dict:
-  """Libraries from the current weights, keep ratios for the target, ADMM variables."""
+  """Filter groups (`group_filters`), then libraries from the current weights, keep ratios for
+  the target, ADMM variables."""
+  state = group_filters(config, state)
   kernels = [np.asarray(k) for k in conv_kernels(state["params"])]
   libraries = targets.extract_libraries(config, kernels)
   ratios = targets.keep_ratios(config, kernels,
