@@ -51,8 +51,8 @@ def get_config(arg=None):
     config["prune"].update(sparsity=0.86, rho=5e-3, admm_update_every=100)
     config["hardware"]["read_noise_lsb"] = 0.0
     config["crossbar"].update(eval_seeds=4, eval_read_noise_lsb=[0.5])
-  if arg == "ou_aware":  # OU-aware pruning + the packed mapping, the rest as the default (RESULTS #11)
-    config["prune"].update(granularity="ou_group", ou_group_layers="multi_ou")
+  if arg == "ou_aware":  # OU-aware pruning (filters grouped greedily) + the packed mapping, the rest as the default
+    config["prune"].update(granularity="ou_group", ou_group_layers="multi_ou", filter_order="greedy")
     config["mapper"] = {"scheme": "packed"}
   if arg in ("smoke", "dense_smoke"):
     config["data"].update(train_limit=512, test_limit=256)

@@ -151,8 +151,9 @@ def test_bad_variant_name():
 def test_ou_aware_variant_is_the_default_job_pruned_for_the_packed_mapping():
   default, ou_aware = load_config(SMALL).to_dict(), load_config(SMALL + ":ou_aware").to_dict()
   assert ou_aware["prune"]["granularity"] == "ou_group" and ou_aware["prune"]["ou_group_layers"] == "multi_ou"
+  assert ou_aware["prune"]["filter_order"] == "greedy"
   assert ou_aware["mapper"]["scheme"] == "packed"
-  for key in ("granularity", "ou_group_layers"):
+  for key in ("granularity", "ou_group_layers", "filter_order"):
     default["prune"].pop(key), ou_aware["prune"].pop(key)
   default["mapper"].pop("scheme"), ou_aware["mapper"].pop("scheme")
   assert default == ou_aware

@@ -140,6 +140,9 @@ def test_group_filters_reorders_only_with_greedy_ou_group_pruning():
   np.testing.assert_allclose(_apply(plan, (), grouped["params"], grouped["batch_stats"], x),
                              _apply(plan, (), state["params"], state["batch_stats"], x), rtol=1e-5,
                              atol=1e-5)
+  # A deterministic function of the state: a run resumed before ADMM begins reorders alike.
+  again = pruning.group_filters(config, state)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, again, grouped)
   for overrides in (["prune.granularity='ou_group'"], ["prune.filter_order='greedy'"]):
     other = load_config("configs/fashion_mnist_small.py:smoke", overrides)
     assert pruning.group_filters(other, state) is state
