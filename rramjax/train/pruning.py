@@ -18,6 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from rramjax import patterns
 from rramjax.config import Config
@@ -100,7 +101,12 @@ def group_filters(config: Config, state: dict) -> dict:
   libraries = targets.extract_libraries(config, kernels)
   _, groups = targets.granularity(config, kernels)
   params, stats = state["params"], state["batch_stats"]
-  for layer, (w, lib, group) in enumerate(zip(kernels, libraries, groups)):
+  # Seconds for VGG16's 512-filter layers (docs/BENCHMARKS.md): a bar where it is that long and
+  # the output is a terminal.
+  slow = sum(w.shape[2] * w.shape[3] ** 2 for w in kernels) > 5e7
+  layers = tqdm(list(enumerate(zip(kernels, libraries, groups))), desc="grouping filters",
+                leave=False, disable=None if slow else True)
+  for layer, (w, lib, group) in layers:
     order = patterns.group_order(w, lib, group)
     if np.any(order != np.arange(len(order))):
       params, stats = permute_filters(params, stats, layer, order)
