@@ -150,7 +150,7 @@ class PruneConfig:
   # With 'ou_group': which filters form a group. 'given': consecutive filters as initialised;
   # 'greedy': when ADMM begins, each layer's filters are reordered (with their batch norm and the
   # next layer's input channels: the same function) so that a group's filters prefer the same
-  # patterns (`rramjax.patterns.grouping`, docs/MODEL.md section 8).
+  # patterns (`rramjax.patterns.grouping`, docs/MODEL.md section 8). No effect at 'kernel'.
   filter_order: str = "given"
 
   def validate(self, p):
