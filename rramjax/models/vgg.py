@@ -87,7 +87,6 @@ class VGG(nnx.Module):
     return self.head(x)
 
 
-
 def permute_filters(params: dict, batch_stats: dict, layer: int, order) -> tuple[dict, dict]:
   """The same network with the filters of 3x3 layer `layer` reordered: new filter `i` is old filter
   `order[i]`.
@@ -126,14 +125,14 @@ def permute_filters(params: dict, batch_stats: dict, layer: int, order) -> tuple
   if layer + 1 < len(keys):
     nxt = keys[layer + 1]
     new_convs[nxt] = {**convs[nxt], "kernel": convs[nxt]["kernel"][:, :, order, :]}
-  else:
-    name, dense = (("hidden", params["hidden"][sorted(params["hidden"])[0]])
-                   if params.get("hidden") else ("head", params["head"]))
-    kernel = dense["kernel"]
-    rows = kernel.reshape(-1, cout, kernel.shape[1])[:, order, :].reshape(kernel.shape)
-    if name == "head":
-      new_params["head"] = {**dense, "kernel": rows}
-    else:
+  else:  # the first dense layer's rows: flattened (position, channel), channel fastest
+    def permute_rows(dense):
+      kernel = dense["kernel"]
+      rows = kernel.reshape(-1, cout, kernel.shape[1])[:, order, :].reshape(kernel.shape)
+      return {**dense, "kernel": rows}
+    if params.get("hidden"):
       first = sorted(params["hidden"])[0]
-      new_params["hidden"] = {**params["hidden"], first: {**dense, "kernel": rows}}
+      new_params["hidden"] = {**params["hidden"], first: permute_rows(params["hidden"][first])}
+    else:
+      new_params["head"] = permute_rows(params["head"])
   return new_params, new_stats

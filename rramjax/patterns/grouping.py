@@ -52,7 +52,10 @@ def grouped_kept_energy(w, library, group_size: int, order=None) -> float:
     >>> grouped_kept_energy(w, library, 2), grouped_kept_energy(w, library, 2, [0, 2, 1, 3])
     (2.0, 4.0)
   """
-  energy = _pattern_energy(w, library)
+  return _grouped_kept(_pattern_energy(w, library), group_size, order)
+
+
+def _grouped_kept(energy, group_size: int, order=None) -> float:
   cout = energy.shape[1]
   order = np.arange(cout) if order is None else np.asarray(order)
   total = 0.0
@@ -82,7 +85,7 @@ def group_order(w, library, group_size: int, *, passes: int = 8) -> np.ndarray:
   energy = _pattern_energy(w, library)                              # (Cin, Cout, K)
   order = _greedy(energy, group_size)
   order = _swap_passes(energy, order, group_size, passes)
-  if grouped_kept_energy(w, library, group_size, order) <= grouped_kept_energy(w, library, group_size):
+  if _grouped_kept(energy, group_size, order) <= _grouped_kept(energy, group_size):
     return identity
   return order
 
