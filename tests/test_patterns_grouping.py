@@ -78,6 +78,16 @@ def _pure(model):
   return nnx.to_pure_dict(params), nnx.to_pure_dict(stats)
 
 
+def _random_pure(model, seed):
+  """A model's pure dicts with every weight and statistic random (the initial head is all zero),
+  so any entry a permutation leaves behind changes the output."""
+  params, stats = _pure(model)
+  rng = np.random.default_rng(seed)
+  params = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.normal(0, 0.5, v.shape), v.dtype), params)
+  stats = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.uniform(0.5, 1.5, v.shape), v.dtype), stats)
+  return params, stats
+
+
 def _apply(plan, hidden, params, stats, x):
   model = VGG(plan, 5, in_channels=2, input_size=8, hidden=hidden, rngs=nnx.Rngs(9))
   _, p, b = nnx.split(model, nnx.Param, nnx.BatchStat)
@@ -91,11 +101,9 @@ def _apply(plan, hidden, params, stats, x):
 @pytest.mark.parametrize("hidden", [(), (6,)])
 def test_permuted_filters_compute_the_same_network(hidden):
   plan = (4, "M", 6, 6, "M")
-  params, stats = _pure(VGG(plan, 5, in_channels=2, input_size=8, hidden=hidden, rngs=nnx.Rngs(0)))
-  rng = np.random.default_rng(0)
-  # Every weight and statistic random (the initial head is not), so any entry left unpermuted shows.
-  params = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.normal(0, 0.5, v.shape), v.dtype), params)
-  stats = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.uniform(0.5, 1.5, v.shape), v.dtype), stats)
+  params, stats = _random_pure(
+      VGG(plan, 5, in_channels=2, input_size=8, hidden=hidden, rngs=nnx.Rngs(0)), 0)
+  rng = np.random.default_rng(1)
   x = jnp.asarray(rng.normal(size=(3, 8, 8, 2)), jnp.float32)
   before = _apply(plan, hidden, params, stats, x)
   new_params, new_stats = params, stats
@@ -114,19 +122,16 @@ def test_permute_filters_rejects_an_order_that_is_not_a_permutation():
     permute_filters(params, stats, 0, [0, 1, 1, 2])
 
 
-def _state(config):
-  model = VGG((8, "M", 8, "M"), 5, in_channels=2, input_size=8, rngs=nnx.Rngs(0))
-  params, stats = _pure(model)
-  rng = np.random.default_rng(5)
-  params = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.normal(0, 0.5, v.shape), v.dtype), params)
-  stats = jax.tree_util.tree_map(lambda v: jnp.asarray(rng.uniform(0.5, 1.5, v.shape), v.dtype), stats)
+def _state():
+  params, stats = _random_pure(VGG((8, "M", 8, "M"), 5, in_channels=2, input_size=8,
+                                   rngs=nnx.Rngs(0)), 5)
   return {"params": params, "batch_stats": stats}
 
 
 def test_group_filters_reorders_only_with_greedy_ou_group_pruning():
   config = load_config("configs/fashion_mnist_small.py:smoke",
                        ["prune.granularity='ou_group'", "prune.filter_order='greedy'"])
-  state = _state(config)
+  state = _state()
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 2)), jnp.float32)
   plan = (8, "M", 8, "M")
   grouped = pruning.group_filters(config, state)
